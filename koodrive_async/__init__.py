@@ -1,0 +1,89 @@
+"""koodrive_async: an asyncio client for the KooDrive batch-task API.
+
+Look up batch jobs, create and cancel them, and wait for them to end::
+
+    import koodrive_async as kd
+
+    async with kd.KooDriveClient(base_url, user_id=..., auth=kd.TokenAuth(token)) as client:
+        detail = await client.get_job(job_id)
+"""
+
+from .auth import AppAuth, TokenAuth
+from .client import KooDriveClient
+from .config import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_TIMEOUT,
+    USE_CLIENT_DEFAULT,
+    RetryPolicy,
+)
+from .errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    JobCanceledError,
+    JobFailedError,
+    JobStalledError,
+    KooDriveError,
+    NotFoundError,
+    RateLimitError,
+    RequestTimeoutError,
+    ResponseDecodeError,
+    ServerError,
+    TransportError,
+    WaitTimeoutError,
+)
+from .models import (
+    ActionType,
+    FileRef,
+    FileType,
+    JobDetail,
+    JobInfo,
+    JobResult,
+    JobStatus,
+    TaskInfo,
+    TaskResultCode,
+    TaskStatus,
+    TaskType,
+    UncompressedFileInfo,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_TIMEOUT",
+    "USE_CLIENT_DEFAULT",
+    "APIError",
+    "ActionType",
+    "AppAuth",
+    "AuthenticationError",
+    "BadRequestError",
+    "FileRef",
+    "FileType",
+    "JobCanceledError",
+    "JobDetail",
+    "JobFailedError",
+    "JobInfo",
+    "JobResult",
+    "JobStalledError",
+    "JobStatus",
+    "KooDriveClient",
+    "KooDriveError",
+    "NotFoundError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ResponseDecodeError",
+    "RetryPolicy",
+    "ServerError",
+    "TaskInfo",
+    "TaskResultCode",
+    "TaskStatus",
+    "TaskType",
+    "TokenAuth",
+    "TransportError",
+    "UncompressedFileInfo",
+    "WaitTimeoutError",
+    "__version__",
+]

@@ -1,0 +1,203 @@
+"""Authentication: bearer tokens (static or from a provider) and HMAC-SHA256 app signing.
+
+The signing functions are plain functions of their inputs so that each step of the documented
+canonical request can be tested with literals, and so that the emulator can verify a signature
+with exactly the same rules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Final
+from urllib.parse import quote
+
+import attrs
+
+__all__ = [
+    "AppAuth",
+    "Auth",
+    "TokenAuth",
+    "TokenProvider",
+    "authorization_header",
+    "canonical_query",
+    "canonical_request",
+    "canonical_uri",
+    "sign",
+    "string_to_sign",
+]
+
+TokenProvider = Callable[[], Awaitable[str]]
+
+DEFAULT_TOKEN_PREFIX: Final = "Bearer+"
+SIGNING_ALGORITHM: Final = "HMAC-SHA256"
+#: Header names signed by AppAuth, lower-case and sorted as the canonical request wants them.
+SIGNED_HEADERS: Final = ("host", "x-date", "x-user-id")
+
+# Unreserved characters of RFC 3986: everything else is percent-encoded, upper-case hex.
+_UNRESERVED: Final = "-_.~"
+# Schemes a token may already carry; such a token is sent as it is.
+_SCHEMES: Final = ("bearer", "at ", "basic ", "hmac-sha256 ")
+
+
+@attrs.frozen(repr=False)
+class TokenAuth:
+    """Access-token authentication: ``Authorization: Bearer+<token>``.
+
+    Args:
+        token: The access token, or an async callable returning one. A callable is called
+            before the first request and called again (once per request) after a 401, so a
+            long wait survives token expiry when the provider refreshes the token.
+        prefix: Prepended to a token that does not already start with a scheme (``Bearer``,
+            ``AT``). The documented form is ``Bearer+``.
+
+    The token never appears in ``repr`` or ``str``.
+    """
+
+    token: str | TokenProvider = attrs.field()
+    prefix: str = attrs.field(default=DEFAULT_TOKEN_PREFIX, kw_only=True)
+
+    @token.validator
+    def _check_token(self, _: object, value: object) -> None:
+        if isinstance(value, str):
+            if not value.strip():
+                raise ValueError("TokenAuth: the token is empty")
+        elif not callable(value):
+            raise TypeError(
+                f"TokenAuth: token must be a str or an async callable, not {type(value).__name__}"
+            )
+
+    @property
+    def refreshable(self) -> bool:
+        """True when the token comes from a provider that can be asked again."""
+        return not isinstance(self.token, str)
+
+    async def get_token(self) -> str:
+        """Return the current token (calling the provider when there is one)."""
+        if isinstance(self.token, str):
+            return self.token
+        value = await self.token()
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("TokenAuth: the token provider returned an empty or non-str token")
+        return value
+
+    def header_value(self, token: str) -> str:
+        """The ``Authorization`` value for ``token``."""
+        token = token.strip()
+        if token.lower().startswith(_SCHEMES):
+            return token
+        return self.prefix + token
+
+    def __repr__(self) -> str:
+        kind = "provider" if self.refreshable else "token"
+        return f"TokenAuth({kind}=<redacted>, prefix={self.prefix!r})"
+
+    __str__ = __repr__
+
+
+@attrs.frozen(repr=False)
+class AppAuth:
+    """App authentication: every request signed with the documented HMAC-SHA256 scheme.
+
+    Args:
+        app_id: The application id, sent in the ``Authorization`` header.
+        app_secret: The signing key. Never sent, never shown in ``repr`` or ``str``.
+    """
+
+    app_id: str
+    app_secret: str
+
+    def __attrs_post_init__(self) -> None:
+        if not self.app_id or not self.app_secret:
+            raise ValueError("AppAuth: app_id and app_secret must both be non-empty")
+
+    def header_value(
+        self,
+        method: str,
+        path: str,
+        query: Iterable[tuple[str, str]],
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> str:
+        """The ``Authorization`` value signing this request.
+
+        Args:
+            method: HTTP method.
+            path: The decoded absolute path.
+            query: Decoded query parameters.
+            headers: The headers to sign, by lower-case name (see ``SIGNED_HEADERS``).
+            body: The exact body bytes sent.
+        """
+        canonical = canonical_request(method, path, query, headers, body)
+        signature = sign(self.app_secret, string_to_sign(canonical))
+        return authorization_header(self.app_id, sorted(headers), signature)
+
+    def __repr__(self) -> str:
+        return f"AppAuth(app_id={self.app_id!r}, app_secret=<redacted>)"
+
+    __str__ = __repr__
+
+
+Auth = TokenAuth | AppAuth
+
+
+def _encode(value: str) -> str:
+    return quote(value, safe=_UNRESERVED)
+
+
+def canonical_uri(path: str) -> str:
+    """Each segment of the decoded absolute ``path`` URI-encoded, with a trailing ``/``."""
+    encoded = "/".join(_encode(segment) for segment in path.split("/"))
+    if not encoded.startswith("/"):
+        encoded = "/" + encoded
+    return encoded if encoded.endswith("/") else encoded + "/"
+
+
+def canonical_query(query: Iterable[tuple[str, str]]) -> str:
+    """``name=value`` pairs, percent-encoded, sorted by name (then value), joined by ``&``."""
+    pairs = sorted((_encode(name), _encode(value)) for name, value in query)
+    return "&".join(f"{name}={value}" for name, value in pairs)
+
+
+def canonical_request(
+    method: str,
+    path: str,
+    query: Iterable[tuple[str, str]],
+    headers: Mapping[str, str],
+    body: bytes,
+) -> str:
+    """The documented CanonicalRequest: six lines joined with ``\\n``.
+
+    ``headers`` maps the names to sign to their values; names are lower-cased and sorted,
+    values trimmed.
+    """
+    lowered = sorted((name.lower(), value.strip()) for name, value in headers.items())
+    canonical_headers = "".join(f"{name}:{value}\n" for name, value in lowered)
+    signed_headers = ";".join(name for name, _ in lowered)
+    return "\n".join(
+        (
+            method.upper(),
+            canonical_uri(path),
+            canonical_query(query),
+            canonical_headers,
+            signed_headers,
+            hashlib.sha256(body).hexdigest(),
+        )
+    )
+
+
+def string_to_sign(canonical: str) -> str:
+    """``HMAC-SHA256\\n`` followed by the hex SHA-256 of the canonical request."""
+    return f"{SIGNING_ALGORITHM}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+
+
+def sign(app_secret: str, to_sign: str) -> str:
+    """Lower-case hex HMAC-SHA256 of ``to_sign`` keyed by ``app_secret``."""
+    return hmac.new(app_secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def authorization_header(app_id: str, signed_headers: Iterable[str], signature: str) -> str:
+    """``HMAC-SHA256 AppId=...,SignedHeaders=a;b;c,Signature=...``."""
+    names = ";".join(sorted(name.lower() for name in signed_headers))
+    return f"{SIGNING_ALGORITHM} AppId={app_id},SignedHeaders={names},Signature={signature}"

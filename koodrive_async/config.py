@@ -1,0 +1,90 @@
+"""Defaults as named constants, the retry policy, and the "use the client default" sentinel."""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+import attrs
+
+__all__ = [
+    "DEFAULT_LANGUAGE",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_TIMEOUT",
+    "USE_CLIENT_DEFAULT",
+    "RetryPolicy",
+    "UseClientDefault",
+]
+
+#: Seconds allowed for one HTTP attempt (connect, send, read the whole answer).
+DEFAULT_TIMEOUT: Final = 30.0
+#: Size of the connection pool of a session the client owns.
+DEFAULT_MAX_CONNECTIONS: Final = 100
+#: Bodies larger than this are refused, so a broken server cannot exhaust memory.
+DEFAULT_MAX_RESPONSE_BYTES: Final = 32 * 1024 * 1024
+#: Sent as ``language`` only when the caller asks; the service's default is en-US.
+DEFAULT_LANGUAGE: Final = "en-US"
+
+
+class UseClientDefault(enum.Enum):
+    """Tells "use the client's setting" apart from ``timeout=None`` (no timeout)."""
+
+    TOKEN = enum.auto()
+
+    def __repr__(self) -> str:
+        return "USE_CLIENT_DEFAULT"
+
+
+USE_CLIENT_DEFAULT: Final = UseClientDefault.TOKEN
+
+
+def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value >= 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+
+
+def _at_least_one(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{attribute.name} must be >= 1, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """How one request is retried after a transient failure.
+
+    Retried: connection errors, timeouts, 408, 429, 5xx, and the business code 13000201.
+    Never retried: other 4xx. ``create_job`` is retried only when the request certainly did
+    not reach the service (see ``KooDriveClient.create_job``). Each retry waits an
+    exponential, fully jittered delay, or exactly the server's ``Retry-After`` when it sent
+    one (capped by ``max_retry_after``). Every retry is bounded by attempts and by time.
+
+    Attributes:
+        max_attempts: Attempts in all, the first included (1 disables retries).
+        initial_delay: Seconds; the ceiling of the first jittered delay.
+        multiplier: Growth of the delay ceiling per retry.
+        max_delay: Seconds; the largest delay ceiling.
+        max_elapsed: Seconds; no retry starts after this long since the first attempt.
+        max_retry_after: Seconds; a longer ``Retry-After`` is not waited for: the error is
+            raised at once.
+        jitter: Draw each delay uniformly between 0 and its ceiling ("full jitter"), so
+            clients that failed together do not retry together. False only for tests.
+    """
+
+    max_attempts: int = attrs.field(default=4, validator=_at_least_one)
+    initial_delay: float = attrs.field(default=0.5, validator=_positive)
+    multiplier: float = attrs.field(default=2.0, validator=_positive)
+    max_delay: float = attrs.field(default=8.0, validator=_positive)
+    max_elapsed: float = attrs.field(default=60.0, validator=_non_negative)
+    max_retry_after: float = attrs.field(default=60.0, validator=_non_negative)
+    jitter: bool = True
+
+    @classmethod
+    def disabled(cls) -> RetryPolicy:
+        """A policy that never retries."""
+        return cls(max_attempts=1)

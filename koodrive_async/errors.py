@@ -1,0 +1,188 @@
+"""The exceptions of koodrive_async: one tree, so ``except KooDriveError`` catches them all.
+
+::
+
+    KooDriveError
+    ├── TransportError              no HTTP answer (refused, reset, DNS, TLS ...)
+    │   └── RequestTimeoutError     no answer in time; also a TimeoutError
+    ├── APIError                    .http_status .code .msg .trace_id .retry_after
+    │   ├── BadRequestError         400
+    │   ├── AuthenticationError     401
+    │   ├── NotFoundError           404
+    │   ├── RateLimitError          429
+    │   └── ServerError             5xx, and the transient business code 13000201
+    ├── ResponseDecodeError         a 2xx answer that is not the documented shape
+    ├── WaitTimeoutError            the wait's deadline passed; also a TimeoutError
+    ├── JobStalledError             no change of progress or status for stall_timeout
+    ├── JobCanceledError            raise_for_outcome() on a canceled job
+    └── JobFailedError              raise_for_outcome() on a job with failed files
+
+Messages never contain a token, a secret or a signature.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models import JobDetail, JobResult
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "BadRequestError",
+    "JobCanceledError",
+    "JobFailedError",
+    "JobStalledError",
+    "KooDriveError",
+    "NotFoundError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ResponseDecodeError",
+    "ServerError",
+    "TransportError",
+    "WaitTimeoutError",
+]
+
+
+class KooDriveError(Exception):
+    """Base class of every error raised by koodrive_async."""
+
+
+class TransportError(KooDriveError):
+    """The request got no HTTP answer: connection refused or dropped, DNS, TLS."""
+
+
+class RequestTimeoutError(TransportError, TimeoutError):
+    """No answer within the request timeout."""
+
+
+class APIError(KooDriveError):
+    """The server answered with an error: a non-2xx status or an envelope ``code`` other than 0.
+
+    Attributes:
+        http_status: The HTTP status of the answer.
+        code: The business code (an int such as 13000102, or a string such as an ``APIGW``
+            gateway code), or None when the body carried none.
+        msg: The server's message (localised; for display, never for comparison).
+        trace_id: The ``X-Traceid`` sent with the request, to quote to support.
+        retry_after: Seconds the server asked us to wait (``Retry-After``), if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int,
+        code: int | str | None = None,
+        msg: str | None = None,
+        trace_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.code = code
+        self.msg = msg
+        self.trace_id = trace_id
+        self.retry_after = retry_after
+
+
+class BadRequestError(APIError):
+    """HTTP 400: the request was refused (bad parameters, missing file, no permission ...)."""
+
+
+class AuthenticationError(APIError):
+    """HTTP 401: the token, the signature, ``X-User-Id`` or ``X-Date`` was not accepted.
+
+    Attributes:
+        clock_skew: True when the answer's ``Date`` shows that the ``X-Date`` sent was outside
+            the server's window (our clock ahead of the server's, or more than 15 min behind).
+    """
+
+    clock_skew: bool = False
+
+
+class NotFoundError(APIError):
+    """HTTP 404: no such job (or endpoint)."""
+
+
+class RateLimitError(APIError):
+    """HTTP 429: too many requests; ``retry_after`` says how long to wait when the server said."""
+
+
+class ServerError(APIError):
+    """HTTP 5xx, or the transient business code 13000201 (internal invoke failure)."""
+
+
+class ResponseDecodeError(KooDriveError):
+    """A 2xx answer whose body is not the documented shape.
+
+    Attributes:
+        problems: Where the document differs, one line each (``$.data.jobInfo.status: ...``).
+    """
+
+    def __init__(self, message: str, *, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+class WaitTimeoutError(KooDriveError, TimeoutError):
+    """The wait's deadline passed before the job ended.
+
+    Attributes:
+        job_id: The job waited on.
+        last: The last JobDetail seen, or None when no poll succeeded.
+        state: A JSON-serialisable dict that ``wait_for_job(..., resume=state)`` accepts.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: str,
+        last: JobDetail | None = None,
+        state: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.last = last
+        self.state = state
+
+
+class JobStalledError(KooDriveError):
+    """Neither progress nor status changed for ``stall_timeout`` seconds.
+
+    Attributes:
+        job_id: The job waited on.
+        last: The last JobDetail seen.
+        state: A JSON-serialisable dict that ``wait_for_job(..., resume=state)`` accepts.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: str,
+        last: JobDetail | None = None,
+        state: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.last = last
+        self.state = state
+
+
+class JobCanceledError(KooDriveError):
+    """The job ended canceled. ``result`` is its JobResult."""
+
+    def __init__(self, message: str, *, result: JobResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class JobFailedError(KooDriveError):
+    """The job completed with failed files. ``result`` is its JobResult."""
+
+    def __init__(self, message: str, *, result: JobResult) -> None:
+        super().__init__(message)
+        self.result = result
