@@ -8,6 +8,7 @@ Look up batch jobs, create and cancel them, and wait for them to end::
         detail = await client.get_job(job_id)
 """
 
+from ._schedule import PollPolicy
 from .auth import AppAuth, TokenAuth
 from .client import KooDriveClient
 from .config import (
@@ -72,6 +73,7 @@ __all__ = [
     "KooDriveClient",
     "KooDriveError",
     "NotFoundError",
+    "PollPolicy",
     "RateLimitError",
     "RequestTimeoutError",
     "ResponseDecodeError",

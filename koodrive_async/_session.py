@@ -1,0 +1,625 @@
+"""SessionClient: the one user of aiohttp's client. One session, retries, clock skew, auth.
+
+It implements the four endpoints; ``client.KooDriveClient`` adds the waiter and the fan-out
+on top of it (those are written against these public methods only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from types import TracebackType
+from typing import Any, Final, Self
+
+import aiohttp
+import backoff
+import orjson
+import yarl
+
+from . import _protocol as proto
+from .auth import SIGNED_HEADERS, AppAuth, TokenAuth
+from .config import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_TIMEOUT,
+    USE_CLIENT_DEFAULT,
+    RetryPolicy,
+    UseClientDefault,
+)
+from .errors import (
+    APIError,
+    AuthenticationError,
+    KooDriveError,
+    RateLimitError,
+    RequestTimeoutError,
+    ResponseDecodeError,
+    TransportError,
+)
+from .models import FileRef, JobDetail, JobInfo, JobStatus, TaskType
+
+__all__ = ["SessionClient"]
+
+logger: Final = logging.getLogger("koodrive_async")
+
+Timeout = float | None | UseClientDefault
+Sleep = Callable[[float], Awaitable[None]]
+
+_LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost.localdomain"})
+_MAX_PAGE: Final = 100
+_DEFAULT_MAX_PAGES: Final = 10_000
+# Retry-After values are kept up to a day, to report them; waiting is capped by the policy.
+_RETRY_AFTER_LIMIT: Final = 86_400.0
+
+
+class _NotSent(TransportError):
+    """A connection failure before any byte of the request left: safe to retry anything."""
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_base_url(base_url: str, *, allow_insecure_http: bool) -> yarl.URL:
+    if not isinstance(base_url, str) or not base_url:
+        raise ValueError("base_url is required, e.g. 'https://intl.myhuaweicloud-koodrive.com'")
+    url = yarl.URL(base_url)
+    if url.scheme not in ("https", "http") or not url.host:
+        raise ValueError(f"base_url must be an absolute http(s) URL, got {base_url!r}")
+    if url.user or url.password:
+        raise ValueError("base_url must not carry credentials")
+    if url.query_string or url.fragment:
+        raise ValueError("base_url must not have a query or a fragment")
+    if url.scheme == "http" and not (allow_insecure_http or _is_loopback(url.host)):
+        raise ValueError(
+            f"base_url {base_url!r} is not https: refused, as tokens would travel in clear "
+            "(loopback addresses are allowed; pass allow_insecure_http=True to override)"
+        )
+    return url.with_path(url.path.rstrip("/"))
+
+
+class SessionClient:
+    """The KooDrive batch-task endpoints over one aiohttp session (see ``KooDriveClient``).
+
+    Use it as an async context manager (or call ``aclose()``). It owns one
+    ``aiohttp.ClientSession`` (created on first use, closed on exit) unless one is lent with
+    ``session=``, which it never closes. Every request carries ``X-User-Id``, a fresh
+    ``X-Date`` corrected by the server clock offset learned from each answer's ``Date``
+    header, a unique ``X-Traceid``, ``Host`` and, when configured, ``language``.
+
+    Args:
+        base_url: The service root, e.g. ``https://intl.myhuaweicloud-koodrive.com``. Plain
+            http is refused except for loopback addresses or with ``allow_insecure_http``.
+        user_id: The KooDrive user id, sent as ``X-User-Id``.
+        auth: ``TokenAuth(token_or_async_provider)`` or ``AppAuth(app_id, app_secret)``.
+        language: Sent as the ``language`` header (e.g. ``"en-US"``), when given.
+        timeout: Seconds for one HTTP attempt, default 30; None for no limit. Each method
+            takes ``timeout=`` to override it per call.
+        retry: The RetryPolicy for transient failures.
+        max_connections: Connection pool size of the session the client creates.
+        session: An aiohttp session to borrow; the client never closes it.
+        max_response_bytes: Larger answers are refused with ResponseDecodeError.
+        allow_insecure_http: Allow a non-loopback ``http://`` base URL.
+        clock: Monotonic seconds, for retry budgets (injectable for tests).
+        wall_clock: Epoch seconds, for ``X-Date`` (injectable for tests).
+        sleep: Coroutine function used to wait between retries (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        user_id: str,
+        auth: TokenAuth | AppAuth,
+        language: str | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        session: aiohttp.ClientSession | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        allow_insecure_http: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._base = _check_base_url(base_url, allow_insecure_http=allow_insecure_http)
+        if not isinstance(user_id, str) or not user_id.strip():
+            raise ValueError("user_id is required (the KooDrive user id sent as X-User-Id)")
+        if not isinstance(auth, TokenAuth | AppAuth):
+            raise TypeError(f"auth must be TokenAuth or AppAuth, not {type(auth).__name__}")
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be >= 1, got {max_connections!r}")
+        if max_response_bytes < 1:
+            raise ValueError(f"max_response_bytes must be >= 1, got {max_response_bytes!r}")
+        self._user_id = user_id.strip()
+        self._auth = auth
+        self._language = language
+        self._timeout = timeout
+        self._retry = retry if retry is not None else RetryPolicy()
+        self._max_connections = max_connections
+        self._session = session
+        self._owns_session = session is None
+        self._max_response_bytes = max_response_bytes
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._sleep = sleep
+        self._host = self._base.host_port_subcomponent or ""
+        self._closed = False
+        self._clock_offset = 0.0
+        self._token_header: str | None = None
+        self._token_generation = 0
+        self._token_lock = asyncio.Lock()
+        self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._get_session()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the session the client owns (a borrowed one stays open). Idempotent."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and self._owns_session:
+            await session.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once ``aclose()`` ran."""
+        return self._closed
+
+    @property
+    def base_url(self) -> str:
+        """The service root requests go to."""
+        return str(self._base)
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The monotonic clock the client measures time with (injectable for tests)."""
+        return self._clock
+
+    @property
+    def sleep(self) -> Sleep:
+        """The sleep the client waits with (injectable for tests)."""
+        return self._sleep
+
+    @property
+    def timeout(self) -> float | None:
+        """The default seconds for one HTTP attempt."""
+        return self._timeout
+
+    @property
+    def clock_offset(self) -> float:
+        """Seconds the server's clock is ahead of ours (negative: behind), as last learned."""
+        return self._clock_offset
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={self.base_url!r}, user_id={self._user_id!r}, "
+            f"auth={self._auth!r}, closed={self._closed})"
+        )
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("this client is closed; create a new one")
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None),
+                json_serialize=lambda obj: orjson.dumps(obj).decode(),
+                auto_decompress=True,
+            )
+        return self._session
+
+    # -- the four endpoints ----------------------------------------------------------------
+
+    async def get_job(
+        self,
+        job_id: str,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+        total_timeout: float | None = None,
+    ) -> JobDetail:
+        """Look up a job's details (GetJobDetail).
+
+        Args:
+            job_id: The job id, as returned by ``create_job``.
+            timeout: Seconds for each HTTP attempt; None for no limit.
+            total_timeout: Seconds for the whole call, retries and their waits included:
+                each attempt is capped to the time left, and no retry starts after it.
+
+        Returns:
+            The JobDetail: ``job_info``, ``task_infos``, ``uncompressed_file_list``.
+
+        Raises:
+            ValueError: The job id is empty or could change the request path.
+            NotFoundError: No such job.
+            APIError, TransportError, ResponseDecodeError: As the names say, after retries.
+        """
+        path = proto.job_path(proto.validate_job_id(job_id))
+        data = await self._call(
+            "GET", path, timeout=timeout, deadline=self._deadline(total_timeout)
+        )
+        if not isinstance(data, dict):
+            raise ResponseDecodeError(
+                f"GetJobDetail {job_id}: expected an object in $.data, got {type(data).__name__}"
+            )
+        return proto.structure(data, JobDetail, what=f"GetJobDetail {job_id}")
+
+    async def create_job(
+        self,
+        task_type: TaskType | int,
+        *,
+        src_container_id: str,
+        dst_container_id: str,
+        files: Iterable[FileRef | str] = (),
+        action_type: int | None = None,
+        new_file_path: str | None = None,
+        uncompress_file_paths: Sequence[str] | None = None,
+        password: str | None = None,
+        share_folder_id: str | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+        total_timeout: float | None = None,
+    ) -> str:
+        """Create a batch job (CreateJob) and return its id.
+
+        Never creates a duplicate: the request is retried only when it certainly did not reach
+        the service (the connection could not be opened, a 429, or a 401 answered before any
+        work: clock skew or an expired token), never after a timeout, a dropped connection or
+        a 5xx. Such an error means the job may or may not exist: look with ``list_jobs``.
+
+        Args:
+            task_type: A TaskType (copy, delete, move, restore, decompress, package download,
+                empty recycle bin).
+            src_container_id: The source space id (``taskInfo.srcContainerId``).
+            dst_container_id: The destination space id (``dstContainerId``).
+            files: The files to act on: FileRef(file_id, file_path), or bare file ids.
+            action_type: An ActionType refining the task (e.g. 201 delete to recycle bin).
+            new_file_path: Destination path (``taskInfo.newFilePath``).
+            uncompress_file_paths: Paths inside an archive to extract (action 503).
+            password: The archive password; never logged.
+            share_folder_id: Sent as ``x-hw-share-folder-id`` to act in a shared folder.
+            timeout: Seconds for each HTTP attempt; None for no limit.
+            total_timeout: Seconds for the whole call, retries included.
+
+        Raises:
+            ValueError: A required argument is missing or malformed.
+            APIError, TransportError, ResponseDecodeError: As the names say.
+        """
+        body = proto.create_job_body(
+            task_type,
+            src_container_id=src_container_id,
+            dst_container_id=dst_container_id,
+            files=files,
+            action_type=action_type,
+            new_file_path=new_file_path,
+            uncompress_file_paths=uncompress_file_paths,
+            password=password,
+        )
+        extra = None
+        if share_folder_id is not None:
+            if not share_folder_id:
+                raise ValueError("share_folder_id must not be empty")
+            extra = {"x-hw-share-folder-id": share_folder_id}
+        data = await self._call(
+            "POST", proto.JOBS_PATH, body=body, timeout=timeout, idempotent=False,
+            extra_headers=extra, deadline=self._deadline(total_timeout),
+        )
+        return proto.decode_job_id(data)
+
+    async def list_jobs(
+        self,
+        *,
+        task_type: TaskType | int | None = None,
+        status: JobStatus | int | None = None,
+        page_size: int = _MAX_PAGE,
+        offset: int = 0,
+        max_pages: int = _DEFAULT_MAX_PAGES,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> AsyncIterator[JobInfo]:
+        """Every job matching the filters (GetJobList), fetching page after page.
+
+        The service gives no total: paging stops at the first page shorter than
+        ``page_size``, after ``max_pages`` pages, or with ResponseDecodeError if the service
+        sends the same page twice (it would otherwise never end).
+
+        Args:
+            task_type: Only jobs of this TaskType.
+            status: Only jobs in this JobStatus.
+            page_size: Jobs per request, 1 to 100.
+            offset: Where to start; the carrier flavour wants offsets above 0, so pass 1 there.
+            max_pages: Upper bound on the requests made.
+            timeout: Seconds for each HTTP attempt; None for no limit.
+        """
+        if not 1 <= page_size <= _MAX_PAGE:
+            raise ValueError(f"page_size must be 1 to {_MAX_PAGE}, got {page_size!r}")
+        if offset < 0:
+            raise ValueError(f"offset must be >= 0, got {offset!r}")
+        if max_pages < 1:
+            raise ValueError(f"max_pages must be >= 1, got {max_pages!r}")
+        filters: list[tuple[str, str]] = []
+        if task_type is not None:
+            filters.append(("type", str(int(task_type))))
+        if status is not None:
+            filters.append(("status", str(int(status))))
+        previous: list[JobInfo] | None = None
+        for _ in range(max_pages):
+            query = [*filters, ("offset", str(offset)), ("limit", str(page_size))]
+            data = await self._call("GET", proto.JOBS_PATH, query=query, timeout=timeout)
+            page = proto.structure_list(data, JobInfo, what="GetJobList")
+            if page and page == previous:
+                raise ResponseDecodeError(
+                    f"GetJobList sent the same page again at offset {offset}: stopping"
+                )
+            for info in page:
+                yield info
+            if len(page) < page_size:
+                return
+            previous = page
+            offset += page_size
+
+    async def cancel_job(
+        self,
+        job_id: str,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+        total_timeout: float | None = None,
+    ) -> None:
+        """Cancel a pending or processing job (CancelJob).
+
+        Args:
+            job_id: The job to cancel.
+            timeout: Seconds for each HTTP attempt; None for no limit.
+            total_timeout: Seconds for the whole call, retries included.
+
+        Raises:
+            ValueError: The job id is malformed.
+            BadRequestError: The job can no longer be canceled (completed or canceled).
+            APIError, TransportError: As the names say.
+        """
+        proto.validate_job_id(job_id)
+        await self._call(
+            "POST", proto.CANCEL_PATH, body={"jobId": job_id}, timeout=timeout,
+            deadline=self._deadline(total_timeout),
+        )
+
+    # -- one request, with retries ---------------------------------------------------------
+
+    def _deadline(self, total_timeout: float | None) -> float | None:
+        if total_timeout is None:
+            return None
+        if not total_timeout > 0:
+            raise ValueError(f"total_timeout must be > 0 seconds or None, got {total_timeout!r}")
+        return self._clock() + total_timeout
+
+    def _attempt_timeout(self, timeout: Timeout, deadline: float | None) -> float | None:
+        limit = self._timeout if isinstance(timeout, UseClientDefault) else timeout
+        if deadline is not None:
+            left = deadline - self._clock()
+            if left <= 0:
+                raise RequestTimeoutError("no time left for the request before the deadline")
+            limit = left if limit is None else min(limit, left)
+        return limit
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: Any = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+        deadline: float | None = None,
+        idempotent: bool = True,
+        extra_headers: dict[str, str] | None = None,
+    ) -> Any:
+        """Send one API request, retrying as the policy says; return the envelope's data.
+
+        ``deadline`` (on ``clock``) bounds every attempt and every wait between attempts.
+        """
+        if isinstance(timeout, (int, float)) and not timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
+        payload = orjson.dumps(body) if body is not None else b""
+        policy = self._retry
+        started = self._clock()
+        delays = backoff.expo(base=policy.multiplier, factor=policy.initial_delay,
+                              max_value=policy.max_delay)
+        next(delays)  # the generator's first value primes it
+        attempts = 0
+        clock_retried = token_refreshed = False
+        while True:
+            attempts += 1
+            generation = self._token_generation
+            try:
+                return await self._attempt(
+                    method, path, query, payload, self._attempt_timeout(timeout, deadline),
+                    extra_headers,
+                )
+            except AuthenticationError as exc:
+                if exc.clock_skew and not clock_retried:
+                    clock_retried = True
+                    logger.info("%s %s: 401 explained by clock skew; retrying with X-Date "
+                                "corrected by %.1f s", method, path, self._clock_offset)
+                    continue
+                if self._auth_refreshable and not token_refreshed:
+                    token_refreshed = True
+                    logger.info("%s %s: 401; asking the token provider again", method, path)
+                    await self._refresh_token(generation)
+                    continue
+                raise
+            except KooDriveError as exc:
+                if not proto.is_retryable(exc) or attempts >= policy.max_attempts:
+                    raise
+                if not idempotent and not isinstance(exc, _NotSent | RateLimitError):
+                    raise
+                retry_after = exc.retry_after if isinstance(exc, APIError) else None
+                if retry_after is not None:
+                    if retry_after > policy.max_retry_after:
+                        raise
+                    delay = retry_after
+                elif policy.jitter:
+                    delay = backoff.full_jitter(next(delays))
+                else:
+                    delay = next(delays)
+                now = self._clock()
+                if now + delay - started > policy.max_elapsed:
+                    raise
+                if deadline is not None and now + delay >= deadline:
+                    raise
+                logger.debug("%s %s: %s; retry %d in %.2f s", method, path, exc, attempts, delay)
+                await self._sleep(delay)
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        query: Sequence[tuple[str, str]],
+        payload: bytes,
+        timeout: float | None,
+        extra_headers: dict[str, str] | None,
+    ) -> Any:
+        headers = await self._headers(method, path, query, payload)
+        if extra_headers:
+            headers.update(extra_headers)
+        trace_id = headers["X-Traceid"]
+        session = self._get_session()
+        url = self._base.with_path(path, encoded=True)
+        if query:
+            url = url.with_query(query)
+        try:
+            async with session.request(
+                method,
+                url,
+                data=payload or None,
+                headers=headers,
+                timeout=self._client_timeout(timeout),
+                allow_redirects=False,
+            ) as response:
+                status = response.status
+                date_header = response.headers.get("Date")
+                retry_after_header = response.headers.get("Retry-After")
+                content = await self._read(response)
+        except TimeoutError:
+            raise RequestTimeoutError(
+                f"{method} {path}: no answer within {timeout} s (trace id {trace_id})"
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise _NotSent(f"{method} {path}: cannot connect: {exc.os_error}") from None
+        except aiohttp.ClientError as exc:
+            raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
+        self._learn_clock(date_header)
+        retry_after = (
+            proto.parse_retry_after(
+                retry_after_header, now=self._wall_clock(), cap=_RETRY_AFTER_LIMIT
+            )
+            if retry_after_header is not None
+            else None
+        )
+        try:
+            return proto.decode_envelope(
+                status, content, trace_id=trace_id, retry_after=retry_after
+            )
+        except AuthenticationError as exc:
+            exc.clock_skew = proto.x_date_rejected_for_clock(
+                headers.get("X-Date"), date_header
+            )
+            raise
+
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        limit = self._max_response_bytes
+        length = response.content_length
+        if length is not None and length > limit:
+            raise ResponseDecodeError(
+                f"answer of {length} bytes is larger than max_response_bytes ({limit})"
+            )
+        if length is not None:
+            return await response.read()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise ResponseDecodeError(
+                    f"answer is larger than max_response_bytes ({limit}); stopped reading"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _client_timeout(self, seconds: float | None) -> aiohttp.ClientTimeout:
+        cached = self._timeouts.get(seconds)
+        if cached is None:
+            cached = aiohttp.ClientTimeout(total=seconds)
+            if len(self._timeouts) < 64:  # per-call timeouts near a deadline are all distinct
+                self._timeouts[seconds] = cached
+        return cached
+
+    def _learn_clock(self, date_header: str | None) -> None:
+        offset = proto.server_clock_offset(date_header, self._wall_clock())
+        if offset is not None:
+            self._clock_offset = offset
+
+    # -- headers and auth ------------------------------------------------------------------
+
+    @property
+    def _auth_refreshable(self) -> bool:
+        return isinstance(self._auth, TokenAuth) and self._auth.refreshable
+
+    async def _headers(
+        self, method: str, path: str, query: Sequence[tuple[str, str]], payload: bytes
+    ) -> dict[str, str]:
+        headers = {
+            "Host": self._host,
+            "X-User-Id": self._user_id,
+            "X-Date": proto.format_x_date(self._wall_clock() + self._clock_offset),
+            "X-Traceid": proto.new_trace_id(),
+            "Accept": "application/json",
+        }
+        if payload:
+            headers["Content-Type"] = "application/json"
+        if self._language:
+            headers["language"] = self._language
+        auth = self._auth
+        if isinstance(auth, AppAuth):
+            signed = {name: headers[_HEADER_NAMES[name]] for name in SIGNED_HEADERS}
+            headers["Authorization"] = auth.header_value(method, path, query, signed, payload)
+        else:
+            headers["Authorization"] = self._token_header or await self._fetch_token()
+        return headers
+
+    async def _fetch_token(self) -> str:
+        async with self._token_lock:
+            if self._token_header is None:
+                assert isinstance(self._auth, TokenAuth)
+                self._token_header = self._auth.header_value(await self._auth.get_token())
+            return self._token_header
+
+    async def _refresh_token(self, seen_generation: int) -> None:
+        # Many requests may see the same 401 at once: only the first asks the provider.
+        async with self._token_lock:
+            if self._token_generation == seen_generation:
+                self._token_header = None
+                self._token_generation += 1
+
+
+_HEADER_NAMES: Final = {"host": "Host", "x-date": "X-Date", "x-user-id": "X-User-Id"}

@@ -1,0 +1,310 @@
+"""The job waiter: one poll loop, three views.
+
+``wait_for_job`` returns the JobResult, ``watch_job`` yields each distinct snapshot, and
+``on_progress`` is called with each distinct snapshot of ``wait_for_job``. All three run
+``_snapshots``, written against the public ``get_job`` / ``cancel_job`` of any JobSource
+(the client, or a simulation in the benchmark), with an injectable clock and sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import math
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import aclosing
+from typing import Any, Final, Protocol
+
+import attrs
+
+from ._protocol import is_retryable, validate_job_id
+from ._schedule import PollPolicy, PollSchedule
+from .errors import (
+    APIError,
+    JobStalledError,
+    KooDriveError,
+    ResponseDecodeError,
+    WaitTimeoutError,
+)
+from .models import JobDetail, JobResult
+
+__all__ = [
+    "DEFAULT_WAIT_TIMEOUT",
+    "FINAL_POLL_TIMEOUT",
+    "REMOTE_CANCEL_TIMEOUT",
+    "JobSource",
+    "ProgressCallback",
+    "wait_for_job",
+    "watch_job",
+]
+
+logger: Final = logging.getLogger("koodrive_async")
+
+#: Seconds a whole wait may take by default.
+DEFAULT_WAIT_TIMEOUT: Final = 900.0
+#: Seconds granted to the last poll, made at the deadline: a wait may overrun by this much.
+FINAL_POLL_TIMEOUT: Final = 5.0
+#: Seconds granted to the CancelJob sent by ``cancel_job_on_exit``.
+REMOTE_CANCEL_TIMEOUT: Final = 10.0
+_STATE_VERSION: Final = 1
+
+ProgressCallback = Callable[[JobDetail], Awaitable[None] | None]
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+# Strong references to shielded CancelJob tasks, so none is collected mid-flight.
+_background: set[asyncio.Task[None]] = set()
+
+
+class JobSource(Protocol):
+    """What the waiter needs of a client: KooDriveClient is one."""
+
+    async def get_job(self, job_id: str, *, total_timeout: float | None = None) -> JobDetail:
+        """GetJobDetail, all retries within ``total_timeout`` seconds."""
+        ...
+
+    async def cancel_job(self, job_id: str, *, total_timeout: float | None = None) -> None:
+        """CancelJob, all retries within ``total_timeout`` seconds."""
+        ...
+
+
+@attrs.define
+class _Tally:
+    """What one wait has seen so far, shared between the loop and its views."""
+
+    polls: int = 0
+    elapsed_before: float = 0.0
+    started: float = 0.0
+    last: JobDetail | None = None
+
+
+def _check_seconds(name: str, value: float | None) -> None:
+    if value is not None and not (isinstance(value, int | float) and value > 0):
+        raise ValueError(f"{name} must be > 0 seconds or None, got {value!r}")
+
+
+def _state(job_id: str, tally: _Tally, schedule: PollSchedule, now: float) -> dict[str, Any]:
+    last = tally.last
+    return {
+        "version": _STATE_VERSION,
+        "job_id": job_id,
+        "polls": tally.polls,
+        "elapsed": tally.elapsed_before + (now - tally.started),
+        "last_status": None if last is None or last.status is None else int(last.status),
+        "last_progress": None if last is None else last.progress,
+        "schedule": schedule.to_state(),
+    }
+
+
+def _resume(
+    job_id: str, state: Mapping[str, Any], policy: PollPolicy, now: float
+) -> tuple[PollSchedule, int, float]:
+    if not isinstance(state, Mapping) or state.get("version") != _STATE_VERSION:
+        raise ValueError(f"resume state must be a wait state of version {_STATE_VERSION}")
+    if state.get("job_id") != job_id:
+        raise ValueError(
+            f"resume state is for job {state.get('job_id')!r}, not for job {job_id!r}"
+        )
+    polls, elapsed = state.get("polls"), state.get("elapsed")
+    if not isinstance(polls, int) or polls < 0:
+        raise ValueError("resume state: 'polls' must be an int >= 0")
+    if not isinstance(elapsed, int | float) or not math.isfinite(elapsed) or elapsed < 0:
+        raise ValueError("resume state: 'elapsed' must be a number of seconds >= 0")
+    schedule_state = state.get("schedule")
+    if not isinstance(schedule_state, Mapping):
+        raise ValueError("resume state: 'schedule' must be an object")
+    return PollSchedule.from_state(policy, schedule_state, now=now), polls, float(elapsed)
+
+
+async def _snapshots(
+    source: JobSource,
+    job_id: str,
+    *,
+    timeout: float | None,
+    policy: PollPolicy,
+    stall_timeout: float | None,
+    resume: Mapping[str, Any] | None,
+    clock: Clock,
+    sleep: Sleep,
+    tally: _Tally,
+) -> AsyncGenerator[JobDetail, None]:
+    """Poll until the job is terminal, yielding each distinct (status, progress) snapshot.
+
+    Bounded by ``timeout`` (one last poll at the deadline, then WaitTimeoutError) and by
+    ``stall_timeout``; with neither, it polls until the job ends, as the caller asked.
+    """
+    start = tally.started = clock()
+    deadline = None if timeout is None else start + timeout
+    if resume is not None:
+        schedule, tally.polls, tally.elapsed_before = _resume(job_id, resume, policy, start)
+    else:
+        schedule = PollSchedule(policy)
+    last_key: tuple[int, int | None] | None = None
+    last_change = start
+    while True:
+        left = None if deadline is None else deadline - clock()
+        final = left is not None and left <= 0
+        retry_after = 0.0
+        try:
+            detail = await source.get_job(
+                job_id, total_timeout=FINAL_POLL_TIMEOUT if final else left
+            )
+        except KooDriveError as exc:
+            if not is_retryable(exc):
+                raise
+            if final:
+                raise _timeout_error(job_id, tally, schedule, clock(), timeout) from exc
+            logger.debug("job %s: poll failed (%s); polling again later", job_id, exc)
+            if isinstance(exc, APIError) and exc.retry_after is not None:
+                retry_after = exc.retry_after
+            now = clock()
+        else:
+            tally.polls += 1
+            now = clock()
+            status = detail.status
+            if status is None:
+                raise ResponseDecodeError(
+                    f"GetJobDetail {job_id}: the answer has no jobInfo.status"
+                )
+            schedule.observe(now, int(status), detail.progress)
+            key = (int(status), detail.progress)
+            if key != last_key:
+                last_key, last_change = key, now
+                tally.last = detail
+                yield detail
+                now = clock()
+            if detail.terminal:
+                return
+            if stall_timeout is not None and now - last_change >= stall_timeout:
+                raise JobStalledError(
+                    f"job {job_id}: no change of status or progress for {stall_timeout:g} s"
+                    f" (status {status}, progress {detail.progress})",
+                    job_id=job_id, last=tally.last, state=_state(job_id, tally, schedule, now),
+                )
+            if final:
+                raise _timeout_error(job_id, tally, schedule, now, timeout)
+        delay = max(schedule.next_delay(now), retry_after)
+        if stall_timeout is not None:
+            delay = min(delay, max(last_change + stall_timeout - now, 0.0))
+        if deadline is not None:
+            delay = min(delay, max(deadline - now, 0.0))
+        await sleep(delay)
+
+
+def _timeout_error(
+    job_id: str, tally: _Tally, schedule: PollSchedule, now: float, timeout: float | None
+) -> WaitTimeoutError:
+    last = tally.last
+    seen = (
+        "no answer yet" if last is None
+        else f"last seen: status {last.status}, progress {last.progress}"
+    )
+    return WaitTimeoutError(
+        f"job {job_id} did not end within {timeout:g} s ({seen})",
+        job_id=job_id, last=last, state=_state(job_id, tally, schedule, now),
+    )
+
+
+async def _cancel_quietly(source: JobSource, job_id: str) -> None:
+    try:
+        await source.cancel_job(job_id, total_timeout=REMOTE_CANCEL_TIMEOUT)
+    except KooDriveError as exc:
+        logger.warning("job %s: CancelJob on exit failed: %s", job_id, exc)
+    else:
+        logger.info("job %s: canceled on the server as the wait ended", job_id)
+
+
+async def _cancel_on_exit(source: JobSource, job_id: str) -> None:
+    """Send CancelJob, shielded from the cancellation that may be ending the wait."""
+    task = asyncio.ensure_future(_cancel_quietly(source, job_id))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    # Cancelled again while cancelling: let the time-boxed CancelJob finish on its own.
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.shield(task)
+
+
+def _validate(
+    job_id: str, timeout: float | None, stall_timeout: float | None, poll: PollPolicy | None
+) -> PollPolicy:
+    validate_job_id(job_id)
+    _check_seconds("timeout", timeout)
+    _check_seconds("stall_timeout", stall_timeout)
+    if poll is not None and not isinstance(poll, PollPolicy):
+        raise TypeError(f"poll must be a PollPolicy, not {type(poll).__name__}")
+    return poll if poll is not None else PollPolicy()
+
+
+async def wait_for_job(
+    source: JobSource,
+    job_id: str,
+    *,
+    timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+    poll: PollPolicy | None = None,
+    on_progress: ProgressCallback | None = None,
+    stall_timeout: float | None = None,
+    cancel_job_on_exit: bool = False,
+    resume: Mapping[str, Any] | None = None,
+    check: bool = False,
+    clock: Clock,
+    sleep: Sleep,
+) -> JobResult:
+    """Poll a job until it is completed or canceled; see ``KooDriveClient.wait_for_job``."""
+    policy = _validate(job_id, timeout, stall_timeout, poll)
+    tally = _Tally()
+    try:
+        async with aclosing(
+            _snapshots(
+                source, job_id, timeout=timeout, policy=policy, stall_timeout=stall_timeout,
+                resume=resume, clock=clock, sleep=sleep, tally=tally,
+            )
+        ) as snapshots:
+            async for detail in snapshots:
+                if on_progress is not None:
+                    outcome = on_progress(detail)
+                    if inspect.isawaitable(outcome):
+                        await outcome
+    except (WaitTimeoutError, JobStalledError, asyncio.CancelledError):
+        if cancel_job_on_exit:
+            await _cancel_on_exit(source, job_id)
+        raise
+    assert tally.last is not None and tally.last.terminal
+    result = JobResult(
+        job_id=job_id,
+        detail=tally.last,
+        polls=tally.polls,
+        elapsed=tally.elapsed_before + (clock() - tally.started),
+    )
+    return result.raise_for_outcome() if check else result
+
+
+async def watch_job(
+    source: JobSource,
+    job_id: str,
+    *,
+    timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+    poll: PollPolicy | None = None,
+    stall_timeout: float | None = None,
+    cancel_job_on_exit: bool = False,
+    resume: Mapping[str, Any] | None = None,
+    clock: Clock,
+    sleep: Sleep,
+) -> AsyncIterator[JobDetail]:
+    """Yield each distinct snapshot of a job, the terminal one last; see
+    ``KooDriveClient.watch_job``."""
+    policy = _validate(job_id, timeout, stall_timeout, poll)
+    try:
+        async with aclosing(
+            _snapshots(
+                source, job_id, timeout=timeout, policy=policy, stall_timeout=stall_timeout,
+                resume=resume, clock=clock, sleep=sleep, tally=_Tally(),
+            )
+        ) as snapshots:
+            async for detail in snapshots:
+                yield detail
+    except (WaitTimeoutError, JobStalledError, asyncio.CancelledError):
+        if cancel_job_on_exit:
+            await _cancel_on_exit(source, job_id)
+        raise

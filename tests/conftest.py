@@ -1,0 +1,60 @@
+"""Shared fixtures: an emulator on 127.0.0.1 and a client that share one virtual clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+import koodrive_async as kd
+from koodrive_async.testing import KooDriveEmulator, ManualClock
+
+
+class VirtualTime:
+    """A monotonic clock and a sleep that advances it instead of waiting.
+
+    The emulator's job life follows the same clock, so a wait of hours runs in milliseconds
+    over real sockets. Every sleep is recorded.
+    """
+
+    def __init__(self) -> None:
+        self.clock = ManualClock(1000.0)
+        self.sleeps: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        assert seconds >= 0, seconds
+        self.sleeps.append(seconds)
+        self.clock.advance(seconds)
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def vt() -> VirtualTime:
+    return VirtualTime()
+
+
+@pytest.fixture
+async def emulator(vt: VirtualTime) -> AsyncIterator[KooDriveEmulator]:
+    async with KooDriveEmulator(clock=vt.clock) as emu:
+        yield emu
+
+
+def make_client(
+    emu: KooDriveEmulator, vt: VirtualTime, **options: object
+) -> kd.KooDriveClient:
+    settings: dict[str, object] = {
+        "user_id": emu.user_id,
+        "auth": kd.TokenAuth(emu.token),
+        "clock": vt.clock,
+        "sleep": vt.sleep,
+        "retry": kd.RetryPolicy(jitter=False),
+    }
+    settings.update(options)
+    return kd.KooDriveClient(emu.base_url, **settings)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def client(emulator: KooDriveEmulator, vt: VirtualTime) -> AsyncIterator[kd.KooDriveClient]:
+    async with make_client(emulator, vt) as c:
+        yield c

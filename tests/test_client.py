@@ -1,0 +1,641 @@
+"""The session layer against the emulator over real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+import koodrive_async as kd
+from koodrive_async import _protocol as proto
+from koodrive_async.testing import Fault, KooDriveEmulator
+
+from .conftest import VirtualTime, make_client
+
+SEED_BYTES = (Path(__file__).parent / "data" / "seed_job_detail.json").read_bytes()
+JOB_PATH = "/koodrive/ose/v1/1309243162258308352"
+
+
+# -- decoding over the wire ----------------------------------------------------------------
+
+
+async def test_every_field_of_the_seed_example(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient
+) -> None:
+    emulator.inject(Fault.body(SEED_BYTES))
+    detail = await client.get_job("1309243162258308352")
+    info = detail.job_info
+    assert info is not None
+    assert info.task_id == "1309243162258308352"
+    assert info.user_id == "40086000004871666-369528171409614001"
+    assert info.task_type is kd.TaskType.COPY
+    assert info.action_type is kd.ActionType.COPY
+    assert info.status is kd.JobStatus.COMPLETED
+    assert info.progress == 100
+    assert info.task_result_code is kd.TaskResultCode.ALL_SUCCEEDED
+    assert info.content_num == 1
+    assert info.container_id == "IAADfsBFCO6WtAtuA315074383680425b8aa9a130cba2d4"
+    assert info.tenant_id == "40086000004871666"
+    assert info.begin_time == info.end_time == info.create_time == datetime(2023, 12, 12, 9, 52, 27)
+    assert (info.task_name, info.download_url, info.result_code) == (None, None, None)
+    (task,) = detail.task_infos
+    assert task.file_id == "FuZmQ66CF0DdpKRG1Y29Iwajbq04Nhwu3"
+    assert task.status is kd.TaskStatus.SUCCEEDED
+    assert task.new_file_id == "FtEXHCpfqHueAHFbEmWZNkqUH_K866MVn"
+    assert task.src_container_id == "IAADfsBFCO6WtAtuA315074383680425b8aa9a130cba2d4"
+    assert detail.uncompressed_file_list == ()
+    assert emulator.requests[-1].path == JOB_PATH
+
+
+QUIRKS: list[tuple[str, dict[str, Any], Any]] = [
+    ("code as a string", {"code": "0", "data": {"jobInfo": {"status": 1}}},
+     lambda d: d.status is kd.JobStatus.PROCESSING),
+    ("task status as a string", {"code": 0, "data": {"taskInfos": [{"status": "2"}]}},
+     lambda d: d.task_infos[0].status is kd.TaskStatus.FAILED),
+    ("type and updatedAt as strings", {"code": 0, "data": {"uncompressedFileList": [
+        {"type": "2", "updatedAt": "1700000000000"}]}},
+     lambda d: d.uncompressed_file_list[0].type is kd.FileType.DIRECTORY
+     and d.uncompressed_file_list[0].updated_at.year == 2023),
+    ("updateAt spelling", {"code": 0, "data": {"uncompressedFileList": [
+        {"updateAt": 1700000000000}]}},
+     lambda d: d.uncompressed_file_list[0].updated_at is not None),
+    ("subFileList as one object", {"code": 0, "data": {"uncompressedFileList": [
+        {"name": "d/", "subFileList": {"name": "d/f"}}]}},
+     lambda d: d.uncompressed_file_list[0].sub_file_list[0].name == "d/f"),
+    ("reservatioinInfo", {"code": 0, "data": {"uncompressedFileList": [
+        {"reservatioinInfo": {"a": 1}}]}},
+     lambda d: d.uncompressed_file_list[0].reservation_info == {"a": 1}),
+    ("14-digit times", {"code": 0, "data": {"jobInfo": {"createTime": "20240229235959"}}},
+     lambda d: d.job_info.create_time == datetime(2024, 2, 29, 23, 59, 59)),
+    ("absent times", {"code": 0, "data": {"jobInfo": {"status": 0}}},
+     lambda d: d.job_info.begin_time is None and d.job_info.end_time is None),
+    ("unknown keys", {"code": 0, "traceId": "x", "data": {"jobInfo": {"newThing": [1]}}},
+     lambda d: d.job_info == kd.JobInfo()),
+    ("unknown enum values", {"code": 0, "data": {"jobInfo": {"status": 7, "taskType": 99}}},
+     lambda d: (d.status, d.job_info.task_type) == (7, 99)),
+    ("localised msg", {"code": 0, "msg": "成功", "data": {}}, lambda d: d == kd.JobDetail()),
+]
+
+
+@pytest.mark.parametrize(("name", "document", "check"), QUIRKS, ids=[q[0] for q in QUIRKS])
+async def test_each_documented_quirk_over_the_wire(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient, name: str,
+    document: dict[str, Any], check: Any,
+) -> None:
+    emulator.inject(Fault.body(json.dumps(document, ensure_ascii=False).encode()))
+    assert check(await client.get_job("1"))
+
+
+# -- headers ---------------------------------------------------------------------------------
+
+
+async def test_headers_on_every_attempt(emulator: KooDriveEmulator, vt: VirtualTime) -> None:
+    start = vt.clock()
+
+    def wall_clock() -> float:  # real time, moved on by the virtual sleeps, on both sides
+        return time.time() + vt.clock() - start
+
+    emulator.wall_clock = wall_clock
+    job_id = emulator.add_job(files=2)
+    emulator.inject(Fault.status(503), times=2)
+    policy = kd.RetryPolicy(initial_delay=1.0, jitter=False)
+    async with make_client(
+        emulator, vt, wall_clock=wall_clock, language="zh-CN", retry=policy
+    ) as client:
+        detail = await client.get_job(job_id)
+    assert detail.job_info is not None and detail.job_info.task_id == job_id
+    attempts = emulator.requests
+    assert len(attempts) == 3
+    host = emulator.base_url.removeprefix("http://")
+    for request in attempts:
+        headers = request.headers
+        assert headers["X-User-Id"] == emulator.user_id
+        assert headers["Authorization"] == "Bearer+" + emulator.token
+        assert headers["Host"] == host
+        assert headers["language"] == "zh-CN"
+        assert len(headers["X-Traceid"]) == 58 and headers["X-Traceid"].isalnum()
+        assert proto.parse_x_date(headers["X-Date"]) is not None
+    assert len({r.headers["X-Traceid"] for r in attempts}) == 3
+    x_dates = [r.headers["X-Date"] for r in attempts]
+    assert len(set(x_dates)) == 3, "X-Date must be computed again for every attempt"
+
+
+async def test_no_language_header_unless_configured(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient
+) -> None:
+    await client.get_job(emulator.add_job())
+    assert "language" not in emulator.requests[-1].headers
+
+
+async def test_server_clock_two_minutes_behind(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient
+) -> None:
+    emulator.clock_skew = -120.0
+    job_id = emulator.add_job()
+    await client.get_job(job_id)
+    first, second = emulator.requests
+    assert first.headers["X-Date"] > second.headers["X-Date"]
+    server_seconds = proto.parse_x_date(second.headers["X-Date"])
+    assert server_seconds is not None and server_seconds <= emulator.server_time()
+    assert -122 < client.clock_offset <= -119
+    # Learned once: later requests pass at the first attempt.
+    await client.get_job(job_id)
+    await client.get_job(job_id)
+    assert len(emulator.requests) == 4
+
+
+async def test_a_clock_skew_401_is_retried_only_once(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    jumps = iter(range(1, 1000))
+
+    def runaway_clock() -> float:  # ten more minutes ahead at every reading
+        return time.time() + 600 * next(jumps)
+
+    async with make_client(emulator, vt, wall_clock=runaway_clock) as client:
+        with pytest.raises(kd.AuthenticationError) as caught:
+            await client.get_job(emulator.add_job())
+    assert caught.value.clock_skew
+    assert len(emulator.requests) == 2
+
+
+async def test_server_clock_ahead_by_twenty_minutes(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient
+) -> None:
+    emulator.clock_skew = 20 * 60.0
+    await client.get_job(emulator.add_job())
+    assert len(emulator.requests) == 2  # rejected as too old, then corrected
+    assert 1195 < client.clock_offset <= 1201
+
+
+async def test_app_auth_signature_accepted_by_the_emulator(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    auth = kd.AppAuth(emulator.app_id, emulator.app_secret)
+    async with make_client(emulator, vt, auth=auth) as client:
+        job_id = emulator.add_job()
+        await client.get_job(job_id)
+        jobs = [j async for j in client.list_jobs(status=kd.JobStatus.PENDING, page_size=5)]
+        new_id = await client.create_job(kd.TaskType.COPY, src_container_id="s",
+                                         dst_container_id="d", files=["f1"])
+        await client.cancel_job(new_id)
+    assert [j.task_id for j in jobs] == [job_id]
+    assert all(r.headers["Authorization"].startswith("HMAC-SHA256 AppId=")
+               for r in emulator.requests)
+    assert len(emulator.requests) == 4
+
+
+async def test_a_wrong_app_secret_is_an_authentication_error(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    async with make_client(emulator, vt, auth=kd.AppAuth(emulator.app_id, "wrong")) as client:
+        with pytest.raises(kd.AuthenticationError) as caught:
+            await client.get_job(emulator.add_job())
+    assert "wrong" not in str(caught.value)
+    assert len(emulator.requests) == 1
+
+
+async def test_token_provider_asked_again_after_a_401(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    tokens = iter(["old-token", "new-token"])
+    calls = 0
+
+    async def provider() -> str:
+        nonlocal calls
+        calls += 1
+        return next(tokens)
+
+    emulator.add_token("old-token")
+    emulator.add_token("new-token")
+    async with make_client(emulator, vt, auth=kd.TokenAuth(provider)) as client:
+        job_id = emulator.add_job()
+        await client.get_job(job_id)
+        await client.get_job(job_id)
+        assert calls == 1, "the token is cached between requests"
+        emulator.revoke_token("old-token")
+        await client.get_job(job_id)
+    assert calls == 2
+    assert [r.headers["Authorization"] for r in emulator.requests] == [
+        "Bearer+old-token", "Bearer+old-token", "Bearer+old-token", "Bearer+new-token",
+    ]
+
+
+async def test_a_static_token_rejected_is_not_retried(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient
+) -> None:
+    emulator.revoke_token(emulator.token)
+    with pytest.raises(kd.AuthenticationError) as caught:
+        await client.get_job(emulator.add_job())
+    assert caught.value.http_status == 401
+    assert emulator.token not in str(caught.value)
+    assert len(emulator.requests) == 1
+
+
+# -- the error tree ------------------------------------------------------------------------
+
+ERRORS: list[tuple[str, Fault, type[kd.KooDriveError]]] = [
+    ("400", Fault.status(400, code=13000102, msg="parameter invalid"), kd.BadRequestError),
+    ("401", Fault.status(401, code=401, msg="unauthorized"), kd.AuthenticationError),
+    ("403 gateway", Fault.status(403, code="APIGW.0301", msg="denied"), kd.APIError),
+    ("404", Fault.status(404, code=13000404, msg="no job"), kd.NotFoundError),
+    ("429", Fault.rate_limited(retry_after=1), kd.RateLimitError),
+    ("500", Fault.status(500, code=13000201), kd.ServerError),
+    ("502 html", Fault.body(b"<html>bad gateway</html>", status=502, content_type="text/html"),
+     kd.ServerError),
+    ("200 with a code", Fault.business_code(13000301, msg="no space"), kd.APIError),
+    ("200 transient code", Fault.business_code(13000201), kd.ServerError),
+    ("malformed body", Fault.body(b'{"code":0,"data":{"jobInfo":[]}}'), kd.ResponseDecodeError),
+    ("not json", Fault.body(b"<html>", content_type="text/html"), kd.ResponseDecodeError),
+]
+
+
+async def test_a_dropped_connection_is_a_transport_error(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    # aiohttp itself resends an idempotent request once when the connection closes without
+    # an answer (RFC 9112, 9.3.1), whatever our RetryPolicy says: two drops to see the error.
+    emulator.inject(Fault.drop(), times=2)
+    async with make_client(emulator, vt, retry=kd.RetryPolicy.disabled()) as client:
+        with pytest.raises(kd.TransportError) as caught:
+            await client.get_job(emulator.add_job())
+    assert type(caught.value) is kd.TransportError
+    assert len(emulator.requests) == 2
+
+
+@pytest.mark.parametrize(("name", "fault", "error"), ERRORS, ids=[e[0] for e in ERRORS])
+async def test_each_row_of_the_error_tree(
+    emulator: KooDriveEmulator, vt: VirtualTime, name: str, fault: Fault,
+    error: type[kd.KooDriveError],
+) -> None:
+    emulator.inject(fault)
+    async with make_client(emulator, vt, retry=kd.RetryPolicy.disabled()) as client:
+        with pytest.raises(error) as caught:
+            await client.get_job(emulator.add_job())
+    assert type(caught.value) is error
+    assert len(emulator.requests) == 1
+    if isinstance(caught.value, kd.APIError):
+        assert caught.value.trace_id == emulator.requests[0].headers["X-Traceid"]
+        assert caught.value.trace_id in str(caught.value)
+
+
+async def test_unknown_job_is_not_found(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient
+) -> None:
+    with pytest.raises(kd.NotFoundError) as caught:
+        await client.get_job("999")
+    assert caught.value.http_status == 404 and caught.value.code is not None
+
+
+async def test_a_slow_answer_is_a_request_timeout(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    emulator.inject(Fault.delay(2.0))
+    async with make_client(emulator, vt, retry=kd.RetryPolicy.disabled(), timeout=10) as client:
+        with pytest.raises(kd.RequestTimeoutError) as caught:
+            await client.get_job(emulator.add_job(), timeout=0.2)
+    assert isinstance(caught.value, TimeoutError)
+
+
+async def test_an_oversized_answer_is_refused(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    emulator.add_job(files=50)
+    async with make_client(emulator, vt, max_response_bytes=1000) as client:
+        with pytest.raises(kd.ResponseDecodeError, match="max_response_bytes"):
+            await client.get_job(next(iter(emulator.jobs)))
+
+
+# -- retries -------------------------------------------------------------------------------
+
+
+async def test_transient_errors_are_retried_with_growing_delays(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient, vt: VirtualTime
+) -> None:
+    emulator.inject(Fault.status(503), times=1)
+    emulator.inject(Fault.drop(), times=2)
+    emulator.inject(Fault.business_code(13000201), times=1)
+    await client.get_job(emulator.add_job())
+    # 503, drop + aiohttp's own resend (dropped too), 13000201, success.
+    assert len(emulator.requests) == 5
+    assert vt.sleeps == [0.5, 1.0, 2.0]
+
+
+async def test_retries_are_bounded_by_attempts(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient, vt: VirtualTime
+) -> None:
+    emulator.inject(Fault.status(500), times=None)
+    with pytest.raises(kd.ServerError):
+        await client.get_job(emulator.add_job())
+    assert len(emulator.requests) == 4
+    assert len(vt.sleeps) == 3
+
+
+async def test_retries_are_bounded_by_time(emulator: KooDriveEmulator, vt: VirtualTime) -> None:
+    emulator.inject(Fault.status(500), times=None)
+    policy = kd.RetryPolicy(max_attempts=100, initial_delay=1, multiplier=2, max_delay=4,
+                            max_elapsed=10, jitter=False)
+    async with make_client(emulator, vt, retry=policy) as client:
+        with pytest.raises(kd.ServerError):
+            await client.get_job(emulator.add_job())
+    assert vt.sleeps == [1, 2, 4]  # a fourth wait of 4 s would end past 10 s
+    assert len(emulator.requests) == 4
+
+
+async def test_jittered_delays_stay_under_their_ceiling(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    emulator.inject(Fault.status(502), times=3)
+    async with make_client(emulator, vt, retry=kd.RetryPolicy()) as client:
+        await client.get_job(emulator.add_job())
+    assert len(vt.sleeps) == 3
+    assert all(0 <= s <= c for s, c in zip(vt.sleeps, [0.5, 1.0, 2.0], strict=True))
+
+
+async def test_retry_after_is_honoured_exactly(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    emulator.inject(Fault.rate_limited(retry_after=1.5))
+    emulator.inject(Fault.status(503, retry_after=7))
+    async with make_client(emulator, vt, retry=kd.RetryPolicy()) as client:  # jitter on
+        await client.get_job(emulator.add_job())
+    assert vt.sleeps == [1.5, 7.0]
+    assert len(emulator.requests) == 3
+
+
+async def test_retry_after_beyond_the_cap_is_raised_at_once(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    emulator.inject(Fault.rate_limited(retry_after=3600))
+    async with make_client(emulator, vt, retry=kd.RetryPolicy(max_retry_after=60)) as client:
+        with pytest.raises(kd.RateLimitError) as caught:
+            await client.get_job(emulator.add_job())
+    assert caught.value.retry_after == 3600.0
+    assert vt.sleeps == []
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Fault.status(400), Fault.status(403), Fault.status(404), Fault.status(409),
+     Fault.business_code(13000102)],
+    ids=["400", "403", "404", "409", "200+13000102"],
+)
+async def test_other_4xx_are_never_retried(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient, fault: Fault
+) -> None:
+    emulator.inject(fault, times=None)
+    with pytest.raises(kd.APIError):
+        await client.get_job(emulator.add_job())
+    assert len(emulator.requests) == 1
+
+
+async def test_total_timeout_bounds_retries(emulator: KooDriveEmulator, vt: VirtualTime) -> None:
+    emulator.inject(Fault.status(500), times=None)
+    policy = kd.RetryPolicy(max_attempts=100, initial_delay=1, max_delay=1, jitter=False)
+    async with make_client(emulator, vt, retry=policy) as client:
+        with pytest.raises(kd.ServerError):
+            await client.get_job(emulator.add_job(), total_timeout=3.5)
+    assert vt.sleeps == [1, 1, 1]
+
+
+# -- create_job never duplicates -----------------------------------------------------------
+
+
+async def _create(client: kd.KooDriveClient) -> str:
+    return await client.create_job(
+        kd.TaskType.COPY, src_container_id="src", dst_container_id="dst",
+        files=[kd.FileRef("f1", "/a.txt"), "f2"], new_file_path="/copies",
+    )
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [(Fault.status(503), kd.ServerError), (Fault.status(500, code=13000201), kd.ServerError),
+     (Fault.drop(), kd.TransportError), (Fault.business_code(13000201), kd.ServerError)],
+    ids=["503", "500", "dropped", "200+13000201"],
+)
+async def test_create_job_is_not_retried_when_it_may_have_reached_the_server(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient, fault: Fault,
+    error: type[Exception],
+) -> None:
+    emulator.inject(fault)
+    with pytest.raises(error):
+        await _create(client)
+    assert len(emulator.requests) == 1
+
+
+async def test_create_job_is_not_retried_after_a_timeout(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    emulator.inject(Fault.delay(1.0))
+    async with make_client(emulator, vt, timeout=0.2) as client:
+        with pytest.raises(kd.RequestTimeoutError):
+            await _create(client)
+    assert len(emulator.requests) == 1
+
+
+async def test_create_job_retried_after_a_refused_connection(vt: VirtualTime) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    emulator = KooDriveEmulator(port=port, clock=vt.clock)
+
+    async def start_server_then_sleep(seconds: float) -> None:
+        if not emulator.started:
+            await emulator.start()
+        await vt.sleep(seconds)
+
+    try:
+        async with kd.KooDriveClient(
+            f"http://127.0.0.1:{port}", user_id=emulator.user_id,
+            auth=kd.TokenAuth(emulator.token), sleep=start_server_then_sleep,
+            clock=vt.clock,
+        ) as client:
+            job_id = await _create(client)
+    finally:
+        await emulator.stop()
+    assert len(vt.sleeps) == 1
+    assert len(emulator.requests) == 1
+    assert list(emulator.jobs) == [job_id]
+
+
+async def test_create_job_retried_after_a_429(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient, vt: VirtualTime
+) -> None:
+    emulator.inject(Fault.rate_limited(retry_after=2))
+    job_id = await _create(client)
+    assert vt.sleeps == [2.0]
+    assert list(emulator.jobs) == [job_id]
+
+
+async def test_create_job_sends_the_documented_body(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient
+) -> None:
+    job_id = await client.create_job(
+        kd.TaskType.DECOMPRESS, action_type=kd.ActionType.EXTRACT_SELECTED,
+        src_container_id="src", dst_container_id="dst", files=[kd.FileRef("zip1", "/a.zip")],
+        uncompress_file_paths=["docs/"], password="archive-pw", share_folder_id="share-1",
+    )
+    request = emulator.requests[-1]
+    assert (request.method, request.path) == ("POST", "/koodrive/ose/v1/jobs")
+    assert request.json() == {
+        "taskType": 5, "actionType": 503, "dstContainerId": "dst", "password": "archive-pw",
+        "taskInfo": {"fileInfo": [{"fileId": "zip1", "filePath": "/a.zip"}],
+                     "srcContainerId": "src", "uncompressFilePaths": ["docs/"]},
+    }
+    assert request.headers["x-hw-share-folder-id"] == "share-1"
+    assert job_id in emulator.jobs
+
+
+async def test_create_job_refuses_bad_arguments_before_sending(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient
+) -> None:
+    with pytest.raises(ValueError, match="dst_container_id"):
+        await client.create_job(kd.TaskType.COPY, src_container_id="s", dst_container_id="",
+                                files=["f"])
+    with pytest.raises(ValueError, match="file_path"):
+        await client.create_job(kd.TaskType.DELETE, action_type=kd.ActionType.DELETE_TO_RECYCLE_BIN,
+                                src_container_id="s", dst_container_id="d", files=["f"])
+    assert emulator.requests == []
+
+
+# -- job ids -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "job_id",
+    ["", "a/b", "../jobs", "1?x=1", "1#f", "..", "1 2", "\t1", "jobs", "cancel", "%2e%2e"],
+)
+async def test_every_bad_job_id_is_refused_before_any_request(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient, job_id: str
+) -> None:
+    with pytest.raises(ValueError, match="job id"):
+        await client.get_job(job_id)
+    with pytest.raises(ValueError, match="job id"):
+        await client.cancel_job(job_id)
+    with pytest.raises(ValueError, match="job id"):
+        await client.wait_for_job(job_id)
+    assert emulator.requests == []
+
+
+# -- list and cancel ---------------------------------------------------------------------------
+
+
+async def test_list_jobs_pages_until_a_short_page(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient
+) -> None:
+    ids = {emulator.add_job() for _ in range(250)}
+    listed = [info async for info in client.list_jobs()]
+    assert {info.task_id for info in listed} == ids and len(listed) == 250
+    assert [(r.query["offset"], r.query["limit"]) for r in emulator.requests] == [
+        ("0", "100"), ("100", "100"), ("200", "100"),
+    ]
+
+
+async def test_list_jobs_exact_multiple_and_filters(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient
+) -> None:
+    for _ in range(4):
+        emulator.add_job(task_type=6)
+    emulator.add_job(task_type=1)
+    listed = [i async for i in client.list_jobs(task_type=kd.TaskType.PACKAGE_DOWNLOAD,
+                                                 status=kd.JobStatus.PENDING, page_size=2)]
+    assert len(listed) == 4 and all(i.task_type is kd.TaskType.PACKAGE_DOWNLOAD for i in listed)
+    assert len(emulator.requests) == 3  # 2 + 2 + an empty page
+    assert emulator.requests[0].query["type"] == "6"
+    assert emulator.requests[0].query["status"] == "0"
+
+
+async def test_list_jobs_stops_when_the_server_repeats_a_page(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient
+) -> None:
+    page = json.dumps({"code": 0, "data": [{"taskId": "1"}, {"taskId": "2"}]}).encode()
+    emulator.inject(Fault.body(page), times=None)
+    with pytest.raises(kd.ResponseDecodeError, match="same page"):
+        async for _ in client.list_jobs(page_size=2):
+            pass
+    assert len(emulator.requests) == 2
+
+
+async def test_list_jobs_bad_arguments(client: kd.KooDriveClient) -> None:
+    for options in ({"page_size": 0}, {"page_size": 101}, {"offset": -1}, {"max_pages": 0}):
+        with pytest.raises(ValueError, match=next(iter(options))):
+            async for _ in client.list_jobs(**options):  # type: ignore[arg-type]
+                pass
+
+
+async def test_cancel_job(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient, vt: VirtualTime
+) -> None:
+    job_id = emulator.add_job(duration=100)
+    await client.cancel_job(job_id)
+    assert emulator.requests[-1].json() == {"jobId": job_id}
+    detail = await client.get_job(job_id)
+    assert detail.status is kd.JobStatus.CANCELED
+    with pytest.raises(kd.BadRequestError):
+        await client.cancel_job(job_id)
+
+
+# -- the session -----------------------------------------------------------------------------
+
+
+async def test_a_borrowed_session_is_left_open(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with make_client(emulator, vt, session=session) as client:
+            await client.get_job(emulator.add_job())
+        assert not session.closed
+        async with session.get(emulator.base_url + "/koodrive/ose/v1/1") as response:
+            assert response.status == 401
+
+
+async def test_reuse_after_close_is_a_clear_error(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    client = make_client(emulator, vt)
+    async with client:
+        await client.get_job(emulator.add_job())
+    assert client.closed
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.get_job("1")
+    await client.aclose()  # idempotent
+
+
+async def test_client_without_context_manager(emulator: KooDriveEmulator, vt: VirtualTime) -> None:
+    client = make_client(emulator, vt)
+    try:
+        await client.get_job(emulator.add_job())
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [("", "required"), ("intl.myhuaweicloud-koodrive.com", "absolute"),
+     ("ftp://x", "absolute"), ("http://example.com", "not https"),
+     ("https://u:p@example.com", "credentials"), ("https://example.com/?a=1", "query")],
+)
+def test_bad_base_urls(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        kd.KooDriveClient(url, user_id="u", auth=kd.TokenAuth("t"))
+
+
+def test_other_bad_settings() -> None:
+    good: dict[str, Any] = {"user_id": "u", "auth": kd.TokenAuth("t")}
+    url = "https://intl.myhuaweicloud-koodrive.com"
+    for override, message in (({"user_id": " "}, "user_id"), ({"auth": "t"}, "auth"),
+                              ({"timeout": 0}, "timeout"), ({"max_connections": 0}, "max_conn")):
+        with pytest.raises((ValueError, TypeError), match=message):
+            kd.KooDriveClient(url, **{**good, **override})
+    assert kd.KooDriveClient("http://example.com", allow_insecure_http=True, **good)
+    client = kd.KooDriveClient("https://[::1]:8443/", user_id="u",
+                               auth=kd.TokenAuth("SECRET-123"))
+    assert client.base_url == "https://[::1]:8443"
+    assert "SECRET-123" not in repr(client)

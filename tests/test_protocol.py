@@ -1,0 +1,236 @@
+"""The protocol core as plain functions of literals: no sockets here."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from koodrive_async import _protocol as proto
+from koodrive_async.errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    RateLimitError,
+    RequestTimeoutError,
+    ResponseDecodeError,
+    ServerError,
+    TransportError,
+)
+from koodrive_async.models import ActionType, FileRef, TaskType
+
+BAD_IDS = [
+    "", "a/b", "/", "a?b", "a#b", "..", "a..b", "a b", " 1", "1\t", "1\n", "a%2Fb", "a\\b",
+    "jobs", "cancel", ".", "x" * 300, "\x00",
+]
+
+
+@pytest.mark.parametrize("job_id", BAD_IDS)
+def test_bad_job_ids_are_refused(job_id: str) -> None:
+    with pytest.raises(ValueError, match="job id"):
+        proto.validate_job_id(job_id)
+
+
+@pytest.mark.parametrize("job_id", [None, 1309243162258308352, b"123"])
+def test_non_string_job_ids_are_refused(job_id: object) -> None:
+    with pytest.raises(ValueError, match="must be a str"):
+        proto.validate_job_id(job_id)
+
+
+def test_good_job_ids_map_to_one_path_segment() -> None:
+    assert proto.job_path(proto.validate_job_id("1309243162258308352")) == (
+        "/koodrive/ose/v1/1309243162258308352"
+    )
+    assert proto.job_path(proto.validate_job_id("a:b@c+d")) == "/koodrive/ose/v1/a%3Ab%40c%2Bd"
+
+
+def test_x_date_is_utc_and_truncated_never_rounded_up() -> None:
+    moment = datetime(2025, 11, 3, 7, 1, 40, 999000, tzinfo=UTC).timestamp()
+    assert proto.format_x_date(moment) == "20251103T070140Z"
+    assert proto.parse_x_date("20251103T070140Z") == int(moment)
+    assert proto.parse_x_date("2025-11-03") is None
+
+
+def test_http_dates() -> None:
+    assert proto.parse_http_date("Mon, 03 Nov 2025 07:01:40 GMT") == (
+        datetime(2025, 11, 3, 7, 1, 40, tzinfo=UTC).timestamp()
+    )
+    for bad in (None, "", "yesterday", "Mon, 99 Nov 2025 07:01:40 GMT", "x" * 100):
+        assert proto.parse_http_date(bad) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("3", 3.0), ("1.5", 1.5), (" 2 ", 2.0), ("0", 0.0), ("-4", 0.0), ("1e9", 60.0),
+        ("inf", 60.0), ("nan", None), ("soon", None), ("", None), (None, None),
+        ("Mon, 03 Nov 2025 07:01:50 GMT", 10.0), ("Mon, 03 Nov 2025 07:01:00 GMT", 0.0),
+    ],
+)
+def test_retry_after(value: str | None, expected: float | None) -> None:
+    now = datetime(2025, 11, 3, 7, 1, 40, tzinfo=UTC).timestamp()
+    assert proto.parse_retry_after(value, now=now, cap=60.0) == expected
+
+
+def test_trace_ids_are_58_characters_and_unique() -> None:
+    ids = {proto.new_trace_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(len(i) == 58 and i.isalnum() for i in ids)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "cls"),
+    [
+        (400, 13000102, BadRequestError), (401, None, AuthenticationError),
+        (404, 13000404, NotFoundError), (429, None, RateLimitError), (500, 13000201, ServerError),
+        (502, None, ServerError), (503, None, ServerError), (200, 13000201, ServerError),
+        (200, 13000102, APIError), (403, "APIGW.0301", APIError), (408, None, APIError),
+    ],
+)
+def test_error_class_from_status_and_code(status: int, code: int | None, cls: type) -> None:
+    assert proto.error_class(status, code) is cls
+
+
+def test_success_envelope_accepts_code_as_number_or_string() -> None:
+    assert proto.decode_envelope(200, b'{"code":0,"msg":"OK","data":"1"}') == "1"
+    assert proto.decode_envelope(200, b'{"code":"0","msg":"\xe6\x88\x90\xe5\x8a\x9f"}') is None
+
+
+def test_http_200_with_a_business_error_is_an_api_error() -> None:
+    with pytest.raises(APIError) as caught:
+        proto.decode_envelope(200, b'{"code":13000102,"msg":"parameter invalid"}', trace_id="t1")
+    error = caught.value
+    assert type(error) is APIError
+    assert (error.http_status, error.code, error.msg, error.trace_id) == (
+        200, 13000102, "parameter invalid", "t1",
+    )
+    assert "13000102" in str(error) and "parameter invalid" in str(error)
+
+
+def test_error_bodies_old_template_and_non_json() -> None:
+    error = proto.api_error(400, b'{"error_code":"13000101","error_msg":"bad"}',
+                            trace_id=None, retry_after=None)
+    assert (error.code, error.msg) == (13000101, "bad")
+    error = proto.api_error(502, b"<html>Bad   Gateway</html>", trace_id=None, retry_after=2.0)
+    assert isinstance(error, ServerError)
+    assert error.code is None and error.msg == "<html>Bad Gateway</html>"
+    assert error.retry_after == 2.0
+    error = proto.api_error(401, b'{"code":"APIGW.0301","msg":"Incorrect IAM"}',
+                            trace_id=None, retry_after=None)
+    assert error.code == "APIGW.0301"
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"not json", b"[1,2]", b'"x"', b'{"msg":"OK"}', b"\xff\xfe"],
+)
+def test_malformed_success_bodies(body: bytes) -> None:
+    with pytest.raises(ResponseDecodeError):
+        proto.decode_envelope(200, body)
+
+
+def test_retryable_errors() -> None:
+    def api(status: int, code: int | None = None) -> APIError:
+        return proto.error_class(status, code)("x", http_status=status, code=code)
+
+    assert proto.is_retryable(TransportError("x"))
+    assert proto.is_retryable(RequestTimeoutError("x"))
+    for status in (408, 429, 500, 502, 503, 504):
+        assert proto.is_retryable(api(status))
+    assert proto.is_retryable(api(200, 13000201))
+    assert proto.is_retryable(api(400, 13000201))
+    for status in (400, 401, 403, 404, 409):
+        assert not proto.is_retryable(api(status))
+    assert not proto.is_retryable(ResponseDecodeError("x"))
+    assert not proto.is_retryable(ValueError("x"))
+
+
+def test_clock_skew_explains_a_401() -> None:
+    date = "Mon, 03 Nov 2025 07:01:40 GMT"
+    assert proto.x_date_rejected_for_clock("20251103T070141Z", date)  # ahead
+    assert proto.x_date_rejected_for_clock("20251103T064639Z", date)  # older than 15 min
+    assert not proto.x_date_rejected_for_clock("20251103T070140Z", date)
+    assert not proto.x_date_rejected_for_clock("20251103T065000Z", date)
+    assert not proto.x_date_rejected_for_clock(None, date)
+    assert not proto.x_date_rejected_for_clock("20251103T070141Z", None)
+
+
+def test_server_clock_offset() -> None:
+    local = datetime(2025, 11, 3, 7, 3, 40, tzinfo=UTC).timestamp()
+    assert proto.server_clock_offset("Mon, 03 Nov 2025 07:01:40 GMT", local) == -120.0
+    assert proto.server_clock_offset("garbage", local) is None
+
+
+def _body(**overrides: object) -> dict[str, object]:
+    arguments: dict[str, object] = {
+        "src_container_id": "src", "dst_container_id": "dst", "files": ["f1"],
+        "action_type": None, "new_file_path": None, "uncompress_file_paths": None,
+        "password": None,
+    }
+    arguments.update(overrides)
+    return proto.create_job_body(TaskType.COPY, **arguments)  # type: ignore[arg-type]
+
+
+def test_create_job_body_in_wire_names() -> None:
+    body = proto.create_job_body(
+        TaskType.DECOMPRESS, src_container_id="src", dst_container_id="dst",
+        files=[FileRef("f1", "/a.zip")], action_type=ActionType.EXTRACT_SELECTED,
+        new_file_path="/out", uncompress_file_paths=["a/b.txt"], password="pw",
+    )
+    assert body == {
+        "taskType": 5,
+        "actionType": 503,
+        "taskInfo": {
+            "fileInfo": [{"fileId": "f1", "filePath": "/a.zip"}],
+            "srcContainerId": "src",
+            "newFilePath": "/out",
+            "uncompressFilePaths": ["a/b.txt"],
+        },
+        "dstContainerId": "dst",
+        "password": "pw",
+    }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"src_container_id": ""}, "src_container_id"),
+        ({"dst_container_id": None}, "dst_container_id"),
+        ({"files": []}, "files is empty"),
+        ({"files": "f1"}, "not one string"),
+        ({"files": [3]}, r"files\[0\]"),
+        ({"files": [FileRef("")]}, r"files\[0\].file_id"),
+        ({"files": ["f1"], "action_type": ActionType.DELETE_TO_RECYCLE_BIN}, "file_path"),
+        ({"action_type": "201"}, "action_type"),
+        ({"uncompress_file_paths": "a"}, "uncompress_file_paths"),
+    ],
+)
+def test_create_job_body_names_what_is_wrong(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _body(**overrides)
+
+
+def test_empty_recycle_bin_needs_no_files() -> None:
+    body = proto.create_job_body(
+        TaskType.EMPTY_RECYCLE_BIN, src_container_id="s", dst_container_id="d", files=(),
+        action_type=None, new_file_path=None, uncompress_file_paths=None, password=None,
+    )
+    assert body["taskInfo"] == {"fileInfo": [], "srcContainerId": "s"}
+    with pytest.raises(ValueError, match="task_type"):
+        proto.create_job_body(
+            "copy", src_container_id="s", dst_container_id="d", files=["f"],  # type: ignore[arg-type]
+            action_type=None, new_file_path=None, uncompress_file_paths=None, password=None,
+        )
+
+
+def test_decode_job_id() -> None:
+    assert proto.decode_job_id("1309") == "1309"
+    assert proto.decode_job_id(1309) == "1309"
+    for bad in (None, "", True, [1], {}):
+        with pytest.raises(ResponseDecodeError):
+            proto.decode_job_id(bad)
+
+
+def test_headers_summary_redacts_authorization() -> None:
+    summary = proto.headers_summary({"Authorization": "Bearer+secret", "X-User-Id": "u"})
+    assert summary == {"Authorization": "<redacted>", "X-User-Id": "u"}

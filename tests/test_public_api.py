@@ -1,0 +1,46 @@
+"""The public names are a contract: code outside this repository relies on them."""
+
+from __future__ import annotations
+
+import koodrive_async as kd
+
+CONTRACT = {
+    "KooDriveClient", "TokenAuth", "AppAuth", "RetryPolicy", "PollPolicy", "JobDetail",
+    "JobInfo", "TaskInfo", "UncompressedFileInfo", "JobResult", "JobStatus", "TaskResultCode",
+    "TaskType", "ActionType", "TaskStatus", "FileType", "KooDriveError", "TransportError",
+    "RequestTimeoutError", "APIError", "BadRequestError", "AuthenticationError",
+    "NotFoundError", "RateLimitError", "ServerError", "ResponseDecodeError",
+    "WaitTimeoutError", "JobCanceledError", "JobFailedError", "JobStalledError",
+}
+
+
+def test_all_is_sorted_and_exported() -> None:
+    names = [n for n in kd.__all__ if n != "__version__"]
+    assert names == sorted(names, key=lambda n: (not n.isupper(), n))
+    for name in kd.__all__:
+        assert hasattr(kd, name), name
+
+
+def test_the_contract_names_are_all_there() -> None:
+    assert set(kd.__all__) >= CONTRACT
+
+
+def test_error_tree() -> None:
+    assert issubclass(kd.RequestTimeoutError, kd.TransportError)
+    assert issubclass(kd.RequestTimeoutError, TimeoutError)
+    assert issubclass(kd.WaitTimeoutError, TimeoutError)
+    for cls in (kd.BadRequestError, kd.AuthenticationError, kd.NotFoundError,
+                kd.RateLimitError, kd.ServerError):
+        assert issubclass(cls, kd.APIError)
+    for cls in (kd.TransportError, kd.APIError, kd.ResponseDecodeError, kd.WaitTimeoutError,
+                kd.JobCanceledError, kd.JobFailedError, kd.JobStalledError):
+        assert issubclass(cls, kd.KooDriveError)
+
+
+def test_enum_values() -> None:
+    assert [int(s) for s in kd.JobStatus] == [0, 1, 2, 3]
+    assert [int(s) for s in kd.TaskResultCode] == [1, 2, 3]
+    assert [s.value for s in kd.TaskStatus] == ["0", "1", "2"]
+    assert [int(s) for s in kd.TaskType] == [1, 2, 3, 4, 5, 6, 7]
+    assert [int(s) for s in kd.ActionType] == [101, 201, 202, 301, 501, 502, 503, 701]
+    assert [int(s) for s in kd.FileType] == [1, 2]

@@ -1,0 +1,323 @@
+"""The waiter against the emulator over real sockets, in virtual time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+
+import koodrive_async as kd
+from koodrive_async.testing import Fault, KooDriveEmulator
+
+from .conftest import VirtualTime, make_client
+
+
+async def test_completed_package_download_hands_back_a_working_url(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient, vt: VirtualTime
+) -> None:
+    job_id = emulator.add_job(task_type=kd.TaskType.PACKAGE_DOWNLOAD, files=3, pending_for=5,
+                              duration=60)
+    started = vt.clock()
+    result = await client.wait_for_job(job_id)
+    assert result.ok and not result.canceled
+    assert result.status is kd.JobStatus.COMPLETED
+    assert result.job_id == job_id
+    assert result.download_url == emulator.download_url(job_id)
+    assert len(result.succeeded) == 3 and result.failed == ()
+    assert result.polls == len(emulator.requests)
+    assert result.elapsed == pytest.approx(vt.clock() - started)
+    assert 65 <= result.elapsed < 65 * 1.2, "detected within 20 % of the job's life"
+    assert result.raise_for_outcome() is result
+    async with aiohttp.ClientSession() as session, session.get(result.download_url) as response:
+        assert await response.read() == emulator.package_bytes(job_id)
+
+
+async def test_canceled_job_is_a_result_unless_asked(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient
+) -> None:
+    job_id = emulator.add_job(files=4, duration=100, cancel_after=30)
+    result = await client.wait_for_job(job_id)
+    assert result.canceled and not result.ok
+    assert result.status is kd.JobStatus.CANCELED
+    with pytest.raises(kd.JobCanceledError) as caught:
+        result.raise_for_outcome()
+    assert caught.value.result is result
+    with pytest.raises(kd.JobCanceledError):
+        await client.wait_for_job(job_id, check=True)
+
+
+async def test_partial_failure(emulator: KooDriveEmulator, client: kd.KooDriveClient) -> None:
+    job_id = emulator.add_job(files=5, failed_files=2, duration=20)
+    result = await client.wait_for_job(job_id)
+    assert result.status is kd.JobStatus.COMPLETED and not result.ok
+    assert result.task_result_code is kd.TaskResultCode.PARTIALLY_FAILED
+    assert len(result.succeeded) == 3 and len(result.failed) == 2
+    assert all(t.result_code and t.result_desc for t in result.failed)
+    with pytest.raises(kd.JobFailedError, match="2 failed") as caught:
+        result.raise_for_outcome()
+    assert caught.value.result is result
+
+
+async def test_all_failed(emulator: KooDriveEmulator, client: kd.KooDriveClient) -> None:
+    job_id = emulator.add_job(files=3, failed_files=3, duration=5)
+    result = await client.wait_for_job(job_id)
+    assert result.task_result_code is kd.TaskResultCode.ALL_FAILED
+    assert result.succeeded == () and len(result.failed) == 3
+    with pytest.raises(kd.JobFailedError):
+        await client.wait_for_job(job_id, check=True)
+
+
+async def test_decompression_result_lists_the_archive(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient
+) -> None:
+    job_id = emulator.add_job(task_type=kd.TaskType.DECOMPRESS, duration=3)
+    result = await client.wait_for_job(job_id)
+    assert result.ok
+    assert result.detail.uncompressed_file_list
+    assert any(e.type is kd.FileType.DIRECTORY and e.sub_file_list
+               for e in result.detail.uncompressed_file_list)
+
+
+async def test_timeout_carries_the_last_snapshot_after_a_poll_at_the_deadline(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient, vt: VirtualTime
+) -> None:
+    job_id = emulator.add_job(pending_for=0, duration=10_000)
+    started = vt.clock()
+    with pytest.raises(kd.WaitTimeoutError) as caught:
+        await client.wait_for_job(job_id, timeout=300)
+    error = caught.value
+    assert isinstance(error, TimeoutError)
+    assert vt.clock() - started == pytest.approx(300), "the last poll is at the deadline"
+    assert error.last is not None and error.last.status is kd.JobStatus.PROCESSING
+    assert error.last.progress == emulator.job_detail(job_id)["jobInfo"]["progress"]
+    assert error.job_id == job_id and "300" in str(error)
+    assert json.loads(json.dumps(error.state)) == error.state
+
+
+async def test_stall_timeout(emulator: KooDriveEmulator, client: kd.KooDriveClient,
+                             vt: VirtualTime) -> None:
+    job_id = emulator.add_job(pending_for=10_000, duration=10)
+    started = vt.clock()
+    with pytest.raises(kd.JobStalledError) as caught:
+        await client.wait_for_job(job_id, stall_timeout=120)
+    assert vt.clock() - started == pytest.approx(120)
+    assert caught.value.last is not None and caught.value.last.status is kd.JobStatus.PENDING
+
+
+async def test_watch_yields_distinct_snapshots_in_order_terminal_last(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient
+) -> None:
+    job_id = emulator.add_job(files=10, pending_for=10, duration=120)
+    snapshots = [s async for s in client.watch_job(job_id)]
+    keys = [(s.status, s.progress) for s in snapshots]
+    assert len(keys) >= 3
+    assert all(a != b for a, b in zip(keys, keys[1:], strict=False))
+    assert keys == sorted(keys, key=lambda k: (k[0], k[1] or 0))
+    assert snapshots[0].status is kd.JobStatus.PENDING
+    assert snapshots[-1].terminal and all(not s.terminal for s in snapshots[:-1])
+    assert len(emulator.requests) >= len(snapshots)
+
+
+async def test_on_progress_plain_and_coroutine_callbacks(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient
+) -> None:
+    job_id = emulator.add_job(duration=60)
+    plain: list[kd.JobDetail] = []
+    coroutine: list[kd.JobDetail] = []
+
+    async def record(detail: kd.JobDetail) -> None:
+        await asyncio.sleep(0)
+        coroutine.append(detail)
+
+    first = await client.wait_for_job(job_id, on_progress=plain.append)
+    second = await client.wait_for_job(job_id, on_progress=record)
+    assert plain[-1] == first.detail and len(plain) >= 3
+    assert coroutine == [second.detail]  # already terminal: one snapshot
+
+
+async def test_cancelling_the_waiting_task_stops_promptly_with_nothing_left_running(
+    emulator: KooDriveEmulator,
+) -> None:
+    job_id = emulator.add_job(duration=10_000)
+    emulator.inject(Fault.delay(30.0))  # the first poll hangs on the server
+    async with kd.KooDriveClient(emulator.base_url, user_id=emulator.user_id,
+                                 auth=kd.TokenAuth(emulator.token)) as client:
+        task = asyncio.create_task(client.wait_for_job(job_id))
+        while emulator.in_flight == 0:
+            await asyncio.sleep(0.01)
+        began = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert time.monotonic() - began < 1.0
+    for _ in range(100):
+        if emulator.in_flight == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert emulator.in_flight == 0
+    assert emulator.jobs[job_id].canceled_at is None, "no remote cancel unless asked"
+
+
+async def test_cancel_job_on_exit_after_a_timeout(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient
+) -> None:
+    job_id = emulator.add_job(duration=10_000)
+    with pytest.raises(kd.WaitTimeoutError):
+        await client.wait_for_job(job_id, timeout=60, cancel_job_on_exit=True)
+    assert emulator.requests[-1].path == "/koodrive/ose/v1/cancel"
+    assert emulator.job_detail(job_id)["jobInfo"]["status"] == kd.JobStatus.CANCELED
+
+
+async def test_cancel_job_on_exit_after_task_cancellation(emulator: KooDriveEmulator) -> None:
+    job_id = emulator.add_job(duration=10_000)
+    async with kd.KooDriveClient(emulator.base_url, user_id=emulator.user_id,
+                                 auth=kd.TokenAuth(emulator.token)) as client:
+        task = asyncio.create_task(client.wait_for_job(job_id, cancel_job_on_exit=True))
+        while not emulator.requests:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert [r.path for r in emulator.requests][-1] == "/koodrive/ose/v1/cancel"
+    assert emulator.job_detail(job_id)["jobInfo"]["status"] == kd.JobStatus.CANCELED
+
+
+async def test_watch_job_cancel_on_exit_after_timeout(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient
+) -> None:
+    job_id = emulator.add_job(duration=10_000)
+    seen = []
+    with pytest.raises(kd.WaitTimeoutError):
+        async for snapshot in client.watch_job(job_id, timeout=30, cancel_job_on_exit=True):
+            seen.append(snapshot)
+    assert seen
+    assert emulator.job_detail(job_id)["jobInfo"]["status"] == kd.JobStatus.CANCELED
+
+
+async def test_transient_faults_mid_wait_do_not_end_it(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    job_id = emulator.add_job(duration=120)
+    polls = 0
+
+    def inject_faults(_: kd.JobDetail) -> None:
+        nonlocal polls
+        polls += 1
+        if polls == 2:
+            emulator.inject(Fault.status(503), times=3)
+            emulator.inject(Fault.drop(), times=2)
+            emulator.inject(Fault.rate_limited(retry_after=2), times=1)
+            emulator.inject(Fault.status(500, code=13000201), times=4)
+
+    async with make_client(emulator, vt, retry=kd.RetryPolicy(max_attempts=2)) as client:
+        result = await client.wait_for_job(job_id, on_progress=inject_faults)
+    assert result.ok
+    assert emulator.fault_counts and not emulator.pending_faults
+
+
+async def test_retry_after_on_a_poll_is_honoured(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    job_id = emulator.add_job(duration=50)
+    emulator.inject(Fault.rate_limited(retry_after=40))
+    async with make_client(emulator, vt, retry=kd.RetryPolicy.disabled()) as client:
+        result = await client.wait_for_job(job_id)
+    assert result.ok
+    assert vt.sleeps[0] == 40
+
+
+async def test_definitive_errors_end_the_wait(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient
+) -> None:
+    with pytest.raises(kd.NotFoundError):
+        await client.wait_for_job("404404")
+    job_id = emulator.add_job(duration=100)
+    emulator.inject(Fault.body(b'{"code":0,"data":{"jobInfo":{"status":"running"}}}'))
+    with pytest.raises(kd.ResponseDecodeError, match="status"):
+        await client.wait_for_job(job_id)
+    emulator.inject(Fault.body(b'{"code":0,"data":{"taskInfos":[]}}'))
+    with pytest.raises(kd.ResponseDecodeError, match="no jobInfo.status"):
+        await client.wait_for_job(job_id)
+    emulator.inject(Fault.status(400, code=13000102))
+    with pytest.raises(kd.BadRequestError):
+        await client.wait_for_job(job_id)
+
+
+async def test_token_rotation_mid_wait(emulator: KooDriveEmulator, vt: VirtualTime) -> None:
+    tokens = iter(["token-1", "token-2"])
+    calls = 0
+
+    async def provider() -> str:
+        nonlocal calls
+        calls += 1
+        return next(tokens)
+
+    emulator.add_token("token-1")
+    emulator.add_token("token-2")
+    job_id = emulator.add_job(duration=200)
+
+    def expire(detail: kd.JobDetail) -> None:
+        if detail.progress and detail.progress > 20:
+            emulator.revoke_token("token-1")
+
+    async with make_client(emulator, vt, auth=kd.TokenAuth(provider)) as client:
+        result = await client.wait_for_job(job_id, on_progress=expire)
+    assert result.ok and calls == 2
+    statuses = [r.headers["Authorization"] for r in emulator.requests]
+    assert statuses[0] == "Bearer+token-1" and statuses[-1] == "Bearer+token-2"
+
+
+async def test_server_clock_jump_mid_wait_is_relearned(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient
+) -> None:
+    job_id = emulator.add_job(duration=200)
+
+    def jump(detail: kd.JobDetail) -> None:
+        if detail.progress and detail.progress > 20:
+            emulator.clock_skew = -300.0
+
+    result = await client.wait_for_job(job_id, on_progress=jump)
+    assert result.ok
+    assert -302 < client.clock_offset <= -299
+
+
+async def test_resume_after_timeout_in_another_client(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    job_id = emulator.add_job(pending_for=0, duration=600)
+    async with make_client(emulator, vt) as client:
+        with pytest.raises(kd.WaitTimeoutError) as caught:
+            await client.wait_for_job(job_id, timeout=120)
+    saved = json.dumps(caught.value.state)  # e.g. written to a database
+    first_polls = len(emulator.requests)
+    state: dict[str, Any] = json.loads(saved)
+    assert state["job_id"] == job_id and state["polls"] == first_polls
+    async with make_client(emulator, vt) as client:
+        result = await client.wait_for_job(job_id, resume=state)
+    assert result.ok
+    assert result.polls == len(emulator.requests)
+    assert result.elapsed >= 600
+
+
+async def test_bad_arguments_are_refused_before_any_request(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient
+) -> None:
+    job_id = emulator.add_job()
+    for options, message in (
+        ({"timeout": 0}, "timeout"), ({"timeout": -5}, "timeout"),
+        ({"stall_timeout": 0}, "stall_timeout"), ({"poll": "fast"}, "PollPolicy"),
+        ({"resume": {"version": 1, "job_id": "other"}}, "not for job"),
+        ({"resume": {"version": 99}}, "version"),
+        ({"resume": {"version": 1, "job_id": job_id, "polls": -1, "elapsed": 0,
+                     "schedule": {}}}, "polls"),
+    ):
+        with pytest.raises((ValueError, TypeError), match=message):
+            await client.wait_for_job(job_id, **options)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timeout"):
+        async for _ in client.watch_job(job_id, timeout=0):
+            pass
+    assert emulator.requests == []
