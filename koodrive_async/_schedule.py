@@ -23,6 +23,7 @@ itself once the steps would be finer than the resolution the caller cares about
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Mapping
@@ -64,7 +65,7 @@ DEFAULT_POLL_JITTER: Final = 0.1
 #: Pending jobs are polled this many times more slowly than running ones.
 DEFAULT_POLL_PENDING_FACTOR: Final = 2.0
 #: Fraction of the predicted remaining time to wait before the next poll.
-DEFAULT_POLL_LEAD: Final = 0.5
+DEFAULT_POLL_LEAD: Final = 0.6
 #: Detection lag accepted near the finish, as a fraction of the time waited so far.
 DEFAULT_POLL_LAG_TOLERANCE: Final = 0.005
 #: Percentage points of recent progress over which the rate is measured.
@@ -73,7 +74,7 @@ DEFAULT_POLL_RATE_WINDOW: Final = 30
 DEFAULT_POLL_STALE_STEPS: Final = 4.0
 
 #: A predicted delay is at most this multiple of the time the progress has been watched.
-DEFAULT_POLL_EXTRAPOLATION: Final = 1.0
+DEFAULT_POLL_EXTRAPOLATION: Final = 2.0
 
 _STATE_VERSION: Final = 1
 # Bounds the memory of a schedule (and of its saved state) whatever the job does.
@@ -201,11 +202,15 @@ class PollSchedule:
         self._fallback = policy.initial_interval
         self._status: int | None = None
         self._progress: int | None = None
+        # Times below are seconds since ``_origin`` (the caller's clock at the first
+        # observation or at the resume), so saved ages survive a round trip exactly.
+        self._origin: float | None = None
         self._first_t: float | None = None
         self._last_t: float | None = None
         # Seconds waited before this process took over (from a saved state).
         self._elapsed_before = 0.0
-        # The current run: a stretch of polls whose progress is known and never goes back.
+        # The current run: a stretch of polls whose progress is known and never goes back;
+        # it starts at the last of its polls before the progress moved.
         self._run_start: tuple[float, int] | None = None
         self._events: list[_Event] = []
         # A rate (percent per second) carried across a resume, whose clock gap is unknown.
@@ -231,8 +236,7 @@ class PollSchedule:
                 None when absent.
             progress: ``jobInfo.progress`` in percent, None when absent.
         """
-        if not math.isfinite(now):
-            raise ValueError(f"now must be finite, got {now!r}")
+        now = self._local(now)
         if progress is not None and not 0 <= progress <= 100:
             progress = min(max(progress, 0), 100)
         gap = self._gap
@@ -240,10 +244,11 @@ class PollSchedule:
             # The clock of the saved state is gone: keep what it taught (the rate, the age of
             # the run), but no time difference across the gap is meaningful.
             self._gap = False
-            self._prior_rate = self._rate(None) or self._prior_rate
+            self._prior_rate = self._rate(bounded=False) or self._prior_rate
             self._events.clear()
         if self._first_t is None:
             self._first_t = now
+        was_stale = self._stale()
         previous_t = self._last_t
         previous_status = self._status
         self._polls += 1
@@ -274,8 +279,17 @@ class PollSchedule:
             # Moved across the gap at some unknown time: not an event.
             pass
         elif progress > previous:
-            self._events.append(_Event(now, progress, now - previous_t))
+            if was_stale:
+                # Moving again after a stall: the rate from before the stall says nothing
+                # about the speed now, so a new run starts at the last stalled poll.
+                self._run_start = (previous_t, previous)
+                self._events.clear()
+            self._events.append(_Event(now, progress, max(now - previous_t, 0.0)))
             self._trim_events()
+        elif not self._events and self._run_start is not None:
+            # Not moved yet: the run starts at the last poll before it moves, so a job that
+            # sat at 0 for long and then starts is not taken for a slow one.
+            self._run_start = (now, progress)
 
     def next_delay(self, now: float) -> float:
         """Seconds to wait before the next poll.
@@ -287,6 +301,7 @@ class PollSchedule:
             A finite delay within ``[min_interval, max_interval]``, jittered.
         """
         policy = self._policy
+        now = self._local(now)
         floor = self._floor(now)
         base = self._base_delay(now, floor)
         if not math.isfinite(base):
@@ -296,13 +311,21 @@ class PollSchedule:
         return min(max(base, policy.min_interval), policy.max_interval)
 
     def predicted_finish(self, now: float) -> float | None:
-        """The predicted monotonic time of the finish, None while it cannot be predicted."""
-        if self._status != JobStatus.PROCESSING or self._progress is None:
+        """The predicted time of the finish on the caller's clock, None while unknown.
+
+        Args:
+            now: Monotonic seconds, at or after the last observation.
+        """
+        local = self._local(now)
+        status = self._status
+        if self._progress is None or status == JobStatus.PENDING:
             return None
-        rate = self._rate(now)
+        if status is not None and status >= JobStatus.COMPLETED:
+            return None
+        rate = self._rate(bounded=True)
         if rate is None:
             return None
-        return self._finish(now, rate)
+        return now + (self._finish(local, rate) - local)
 
     def to_state(self) -> dict[str, Any]:
         """A JSON-serialisable snapshot, free of absolute times, for ``from_state``."""
@@ -361,10 +384,10 @@ class PollSchedule:
         version = state.get("version")
         if version != _STATE_VERSION:
             raise ValueError(f"poll state 'version' must be {_STATE_VERSION}, got {version!r}")
-        polls = _get_int(state, "polls", lower=0)
-        elapsed = _get_float(state, "elapsed", lower=0.0)
-        fallback = _get_float(state, "fallback", lower=0.0, strict=True)
-        status = _get_optional_int(state, "status", lower=None)
+        polls = _get_int(state, "polls", lower=0, upper=None)
+        elapsed = _get_float(state, "elapsed")
+        fallback = _get_float(state, "fallback", strict=True)
+        status = _get_optional_int(state, "status", lower=None, upper=None)
         progress = _get_optional_int(state, "progress", lower=0, upper=100)
         run_age = _get_optional_float(state, "run_age")
         run_progress = _get_optional_int(state, "run_progress", lower=0, upper=100)
@@ -376,8 +399,8 @@ class PollSchedule:
             raise ValueError(f"poll state 'events' must be a list of at most {_MAX_EVENTS}")
         events: list[_Event] = []
         for item in raw_events:
-            events.append(_parse_event(item, now))
-        for earlier, later in zip(events, events[1:], strict=False):
+            events.append(_parse_event(item))
+        for earlier, later in itertools.pairwise(events):
             if not (earlier.t <= later.t and earlier.progress < later.progress):
                 raise ValueError("poll state 'events' must rise in time and in progress")
 
@@ -390,14 +413,22 @@ class PollSchedule:
         schedule._events = events
         schedule._prior_rate = prior_rate
         if run_age is not None and run_progress is not None:
-            schedule._run_start = (now - run_age, run_progress)
+            schedule._run_start = (-run_age, run_progress)
+        schedule._origin = now
         if polls:
-            schedule._first_t = now
-            schedule._last_t = now
+            schedule._first_t = 0.0
+            schedule._last_t = 0.0
             schedule._gap = True
         return schedule
 
     # -- internals -------------------------------------------------------------------------
+
+    def _local(self, now: float) -> float:
+        if not math.isfinite(now):
+            raise ValueError(f"now must be finite, got {now!r}")
+        if self._origin is None:
+            self._origin = now
+        return now - self._origin
 
     def _floor(self, now: float) -> float:
         policy = self._policy
@@ -421,14 +452,14 @@ class PollSchedule:
             return max(self._fallback_delay() * policy.pending_factor, floor)
         if not policy.adaptive or self._progress is None or self._last_t is None:
             return max(self._fallback_delay(), floor)
-        rate = self._rate(now)
+        rate = self._rate(bounded=True)
         if rate is None or self._stale():
             return max(self._fallback_delay(), floor)
         remaining = self._finish(now, rate) - now
         if len(self._events) < 2 and self._prior_rate is None:
-            # Moved once or not at all in this run: the rate assumes the run started when
-            # first seen, which a job that sat at 0 and just started breaks; so do not wait
-            # longer than the fallback interval.
+            # Moved only once in this run: the rate assumes the job moved steadily since the
+            # last poll before, which a job that just started or resumed breaks; so do not
+            # wait longer than the fallback interval.
             return max(min(policy.lead * remaining, self._fallback_delay()), floor)
         if remaining <= 0:
             # Past the predicted end (sitting at 99 %): as long again as it is overdue.
@@ -445,8 +476,11 @@ class PollSchedule:
             delay = min(delay, policy.extrapolation * max(now - self._run_start[0], 0.0))
         return max(delay, floor)
 
-    def _rate(self, now: float | None) -> float | None:
-        """Percent per second of the current run, None when unknown or not moving."""
+    def _rate(self, *, bounded: bool) -> float | None:
+        """Percent per second of the current run, None when unknown or not moving.
+
+        ``bounded`` caps it by what the last poll proves: the next percent was not reached.
+        """
         events = self._events
         if len(events) >= 2:
             first, last = events[0], events[-1]
@@ -471,11 +505,9 @@ class PollSchedule:
             rate = (self._progress - anchor_p) / max(self._last_t - anchor_t, 1e-9)
         else:
             return None
-        if now is not None and self._progress is not None and now > anchor_t:
-            # The next percent has not been seen by the last poll: the rate cannot be higher
-            # than what would have reached it.
-            seen_t = self._last_t if self._last_t is not None else now
-            ceiling = (self._progress + 1 - anchor_p) / max(seen_t - anchor_t, 1e-9)
+        last_t = self._last_t
+        if bounded and self._progress is not None and last_t is not None and last_t > anchor_t:
+            ceiling = (self._progress + 1 - anchor_p) / (last_t - anchor_t)
             rate = min(rate, ceiling)
         return rate if rate > 0 and math.isfinite(rate) else None
 
@@ -494,7 +526,7 @@ class PollSchedule:
         return finish
 
     def _stale(self) -> bool:
-        rate = self._rate(None)
+        rate = self._rate(bounded=False)
         if not self._events or self._last_t is None or rate is None:
             return False
         return self._last_t - self._events[-1].t > self._policy.stale_steps / rate
@@ -515,7 +547,7 @@ class PollSchedule:
             del events[:keep_from]
 
 
-def _parse_event(item: object, now: float) -> _Event:
+def _parse_event(item: object) -> _Event:
     if (
         not isinstance(item, list)
         or len(item) != 3
@@ -528,48 +560,44 @@ def _parse_event(item: object, now: float) -> _Event:
         raise ValueError("poll state 'events' ages and gaps must be finite and >= 0")
     if not 0 <= progress <= 100:
         raise ValueError("poll state 'events' progress must be within [0, 100]")
-    return _Event(now - age, progress, gap)
+    return _Event(-age, progress, gap)
 
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _get_float(
-    state: Mapping[str, Any], key: str, *, lower: float, strict: bool = False
-) -> float:
-    value = state.get(key)
-    if not _is_number(value) or not math.isfinite(value) or value < lower:
-        raise ValueError(f"poll state {key!r} must be a finite number >= {lower}, got {value!r}")
-    if strict and value <= lower:
-        raise ValueError(f"poll state {key!r} must be > {lower}, got {value!r}")
+def _get_float(state: Mapping[str, Any], key: str, *, strict: bool = False) -> float:
+    """A finite number >= 0 (> 0 if ``strict``) at ``key``."""
+    value: object = state.get(key)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValueError(f"poll state {key!r} must be a number, got {value!r}")
+    if not math.isfinite(value) or value < 0 or (strict and value == 0):
+        bound = "> 0" if strict else ">= 0"
+        raise ValueError(f"poll state {key!r} must be finite and {bound}, got {value!r}")
     return float(value)
 
 
-def _get_optional_float(state: Mapping[str, Any], key: str, *, strict: bool = False) -> float | None:
-    if state.get(key) is None:
-        if key not in state:
-            raise ValueError(f"poll state {key!r} is missing")
-        return None
-    return _get_float(state, key, lower=0.0, strict=strict)
+def _get_optional_float(
+    state: Mapping[str, Any], key: str, *, strict: bool = False
+) -> float | None:
+    if key not in state:
+        raise ValueError(f"poll state {key!r} is missing")
+    return None if state[key] is None else _get_float(state, key, strict=strict)
 
 
-def _get_int(
-    state: Mapping[str, Any], key: str, *, lower: int | None, upper: int | None = None
-) -> int:
-    value = state.get(key)
+def _get_int(state: Mapping[str, Any], key: str, *, lower: int | None, upper: int | None) -> int:
+    value: object = state.get(key)
     if not isinstance(value, int) or isinstance(value, bool):
         raise ValueError(f"poll state {key!r} must be an int, got {value!r}")
     if (lower is not None and value < lower) or (upper is not None and value > upper):
-        raise ValueError(f"poll state {key!r} is out of range: {value!r}")
+        raise ValueError(f"poll state {key!r} is out of range [{lower}, {upper}]: {value!r}")
     return value
 
 
 def _get_optional_int(
-    state: Mapping[str, Any], key: str, *, lower: int | None, upper: int | None = None
+    state: Mapping[str, Any], key: str, *, lower: int | None, upper: int | None
 ) -> int | None:
     if key not in state:
         raise ValueError(f"poll state {key!r} is missing")
-    if state[key] is None:
-        return None
-    return _get_int(state, key, lower=lower, upper=upper)
+    return None if state[key] is None else _get_int(state, key, lower=lower, upper=upper)

@@ -88,30 +88,10 @@ def _check_base_url(base_url: str, *, allow_insecure_http: bool) -> yarl.URL:
 
 
 class SessionClient:
-    """The KooDrive batch-task endpoints over one aiohttp session (see ``KooDriveClient``).
+    """The KooDrive batch-task endpoints over one aiohttp session.
 
-    Use it as an async context manager (or call ``aclose()``). It owns one
-    ``aiohttp.ClientSession`` (created on first use, closed on exit) unless one is lent with
-    ``session=``, which it never closes. Every request carries ``X-User-Id``, a fresh
-    ``X-Date`` corrected by the server clock offset learned from each answer's ``Date``
-    header, a unique ``X-Traceid``, ``Host`` and, when configured, ``language``.
-
-    Args:
-        base_url: The service root, e.g. ``https://intl.myhuaweicloud-koodrive.com``. Plain
-            http is refused except for loopback addresses or with ``allow_insecure_http``.
-        user_id: The KooDrive user id, sent as ``X-User-Id``.
-        auth: ``TokenAuth(token_or_async_provider)`` or ``AppAuth(app_id, app_secret)``.
-        language: Sent as the ``language`` header (e.g. ``"en-US"``), when given.
-        timeout: Seconds for one HTTP attempt, default 30; None for no limit. Each method
-            takes ``timeout=`` to override it per call.
-        retry: The RetryPolicy for transient failures.
-        max_connections: Connection pool size of the session the client creates.
-        session: An aiohttp session to borrow; the client never closes it.
-        max_response_bytes: Larger answers are refused with ResponseDecodeError.
-        allow_insecure_http: Allow a non-loopback ``http://`` base URL.
-        clock: Monotonic seconds, for retry budgets (injectable for tests).
-        wall_clock: Epoch seconds, for ``X-Date`` (injectable for tests).
-        sleep: Coroutine function used to wait between retries (injectable for tests).
+    Users want ``KooDriveClient``, which adds waiting and fan-out; its docstring documents
+    the constructor arguments.
     """
 
     def __init__(

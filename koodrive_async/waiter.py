@@ -36,6 +36,7 @@ __all__ = [
     "REMOTE_CANCEL_TIMEOUT",
     "JobSource",
     "ProgressCallback",
+    "Schedule",
     "wait_for_job",
     "watch_job",
 ]
@@ -56,6 +57,22 @@ Sleep = Callable[[float], Awaitable[None]]
 
 # Strong references to shielded CancelJob tasks, so none is collected mid-flight.
 _background: set[asyncio.Task[None]] = set()
+
+
+class Schedule(Protocol):
+    """When to poll next: PollSchedule, or a stand-in in a simulation."""
+
+    def observe(self, now: float, status: int | None, progress: int | None) -> None:
+        """Take in the answer of a poll made at ``now``."""
+        ...
+
+    def next_delay(self, now: float) -> float:
+        """Seconds until the next poll."""
+        ...
+
+    def to_state(self) -> dict[str, Any]:
+        """A JSON-serialisable state to resume from."""
+        ...
 
 
 class JobSource(Protocol):
@@ -85,7 +102,7 @@ def _check_seconds(name: str, value: float | None) -> None:
         raise ValueError(f"{name} must be > 0 seconds or None, got {value!r}")
 
 
-def _state(job_id: str, tally: _Tally, schedule: PollSchedule, now: float) -> dict[str, Any]:
+def _state(job_id: str, tally: _Tally, schedule: Schedule, now: float) -> dict[str, Any]:
     last = tally.last
     return {
         "version": _STATE_VERSION,
@@ -101,6 +118,7 @@ def _state(job_id: str, tally: _Tally, schedule: PollSchedule, now: float) -> di
 def _resume(
     job_id: str, state: Mapping[str, Any], policy: PollPolicy, now: float
 ) -> tuple[PollSchedule, int, float]:
+    """The schedule, polls and elapsed seconds of a saved wait state; ValueError if bad."""
     if not isinstance(state, Mapping) or state.get("version") != _STATE_VERSION:
         raise ValueError(f"resume state must be a wait state of version {_STATE_VERSION}")
     if state.get("job_id") != job_id:
@@ -123,9 +141,8 @@ async def _snapshots(
     job_id: str,
     *,
     timeout: float | None,
-    policy: PollPolicy,
+    schedule: Schedule,
     stall_timeout: float | None,
-    resume: Mapping[str, Any] | None,
     clock: Clock,
     sleep: Sleep,
     tally: _Tally,
@@ -135,12 +152,8 @@ async def _snapshots(
     Bounded by ``timeout`` (one last poll at the deadline, then WaitTimeoutError) and by
     ``stall_timeout``; with neither, it polls until the job ends, as the caller asked.
     """
-    start = tally.started = clock()
+    start = tally.started
     deadline = None if timeout is None else start + timeout
-    if resume is not None:
-        schedule, tally.polls, tally.elapsed_before = _resume(job_id, resume, policy, start)
-    else:
-        schedule = PollSchedule(policy)
     last_key: tuple[int, int | None] | None = None
     last_change = start
     while True:
@@ -194,7 +207,7 @@ async def _snapshots(
 
 
 def _timeout_error(
-    job_id: str, tally: _Tally, schedule: PollSchedule, now: float, timeout: float | None
+    job_id: str, tally: _Tally, schedule: Schedule, now: float, timeout: float | None
 ) -> WaitTimeoutError:
     last = tally.last
     seen = (
@@ -226,15 +239,33 @@ async def _cancel_on_exit(source: JobSource, job_id: str) -> None:
         await asyncio.shield(task)
 
 
-def _validate(
-    job_id: str, timeout: float | None, stall_timeout: float | None, poll: PollPolicy | None
-) -> PollPolicy:
+def _prepare(
+    job_id: str,
+    *,
+    timeout: float | None,
+    stall_timeout: float | None,
+    poll: PollPolicy | None,
+    resume: Mapping[str, Any] | None,
+    schedule: Schedule | None,
+    clock: Clock,
+) -> tuple[Schedule, _Tally]:
+    """Check the arguments (ValueError before any request) and set up the schedule."""
     validate_job_id(job_id)
     _check_seconds("timeout", timeout)
     _check_seconds("stall_timeout", stall_timeout)
     if poll is not None and not isinstance(poll, PollPolicy):
         raise TypeError(f"poll must be a PollPolicy, not {type(poll).__name__}")
-    return poll if poll is not None else PollPolicy()
+    policy = poll if poll is not None else PollPolicy()
+    tally = _Tally(started=clock())
+    if resume is not None:
+        if schedule is not None:
+            raise ValueError("give resume or schedule, not both")
+        schedule, tally.polls, tally.elapsed_before = _resume(
+            job_id, resume, policy, tally.started
+        )
+    elif schedule is None:
+        schedule = PollSchedule(policy)
+    return schedule, tally
 
 
 async def wait_for_job(
@@ -250,15 +281,22 @@ async def wait_for_job(
     check: bool = False,
     clock: Clock,
     sleep: Sleep,
+    schedule: Schedule | None = None,
 ) -> JobResult:
-    """Poll a job until it is completed or canceled; see ``KooDriveClient.wait_for_job``."""
-    policy = _validate(job_id, timeout, stall_timeout, poll)
-    tally = _Tally()
+    """Poll a job until it is completed or canceled; see ``KooDriveClient.wait_for_job``.
+
+    ``schedule`` replaces the PollSchedule built from ``poll`` (the benchmark drives this
+    very loop with other polling strategies).
+    """
+    schedule, tally = _prepare(
+        job_id, timeout=timeout, stall_timeout=stall_timeout, poll=poll, resume=resume,
+        schedule=schedule, clock=clock,
+    )
     try:
         async with aclosing(
             _snapshots(
-                source, job_id, timeout=timeout, policy=policy, stall_timeout=stall_timeout,
-                resume=resume, clock=clock, sleep=sleep, tally=tally,
+                source, job_id, timeout=timeout, schedule=schedule,
+                stall_timeout=stall_timeout, clock=clock, sleep=sleep, tally=tally,
             )
         ) as snapshots:
             async for detail in snapshots:
@@ -294,12 +332,15 @@ async def watch_job(
 ) -> AsyncIterator[JobDetail]:
     """Yield each distinct snapshot of a job, the terminal one last; see
     ``KooDriveClient.watch_job``."""
-    policy = _validate(job_id, timeout, stall_timeout, poll)
+    schedule, tally = _prepare(
+        job_id, timeout=timeout, stall_timeout=stall_timeout, poll=poll, resume=resume,
+        schedule=None, clock=clock,
+    )
     try:
         async with aclosing(
             _snapshots(
-                source, job_id, timeout=timeout, policy=policy, stall_timeout=stall_timeout,
-                resume=resume, clock=clock, sleep=sleep, tally=_Tally(),
+                source, job_id, timeout=timeout, schedule=schedule,
+                stall_timeout=stall_timeout, clock=clock, sleep=sleep, tally=tally,
             )
         ) as snapshots:
             async for detail in snapshots:

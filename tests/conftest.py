@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -27,6 +27,15 @@ class VirtualTime:
         self.sleeps.append(seconds)
         self.clock.advance(seconds)
         await asyncio.sleep(0)
+
+
+async def eventually(condition: Callable[[], bool], *, within: float = 5.0) -> None:
+    """Wait (real time, bounded) until ``condition()`` holds; fail the test if it never does."""
+    for _ in range(int(within / 0.005)):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"condition not met within {within} s")
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 import koodrive_async as kd
 from koodrive_async.testing import Fault, KooDriveEmulator
 
-from .conftest import VirtualTime, make_client
+from .conftest import VirtualTime, eventually, make_client
 
 
 async def test_completed_package_download_hands_back_a_working_url(
@@ -115,7 +116,7 @@ async def test_watch_yields_distinct_snapshots_in_order_terminal_last(
     snapshots = [s async for s in client.watch_job(job_id)]
     keys = [(s.status, s.progress) for s in snapshots]
     assert len(keys) >= 3
-    assert all(a != b for a, b in zip(keys, keys[1:], strict=False))
+    assert all(a != b for a, b in itertools.pairwise(keys))
     assert keys == sorted(keys, key=lambda k: (k[0], k[1] or 0))
     assert snapshots[0].status is kd.JobStatus.PENDING
     assert snapshots[-1].terminal and all(not s.terminal for s in snapshots[:-1])
@@ -147,18 +148,13 @@ async def test_cancelling_the_waiting_task_stops_promptly_with_nothing_left_runn
     async with kd.KooDriveClient(emulator.base_url, user_id=emulator.user_id,
                                  auth=kd.TokenAuth(emulator.token)) as client:
         task = asyncio.create_task(client.wait_for_job(job_id))
-        while emulator.in_flight == 0:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: emulator.in_flight > 0)
         began = time.monotonic()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         assert time.monotonic() - began < 1.0
-    for _ in range(100):
-        if emulator.in_flight == 0:
-            break
-        await asyncio.sleep(0.01)
-    assert emulator.in_flight == 0
+    await eventually(lambda: emulator.in_flight == 0)
     assert emulator.jobs[job_id].canceled_at is None, "no remote cancel unless asked"
 
 
@@ -177,8 +173,7 @@ async def test_cancel_job_on_exit_after_task_cancellation(emulator: KooDriveEmul
     async with kd.KooDriveClient(emulator.base_url, user_id=emulator.user_id,
                                  auth=kd.TokenAuth(emulator.token)) as client:
         task = asyncio.create_task(client.wait_for_job(job_id, cancel_job_on_exit=True))
-        while not emulator.requests:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: bool(emulator.requests))
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -190,10 +185,14 @@ async def test_watch_job_cancel_on_exit_after_timeout(
     emulator: KooDriveEmulator, client: kd.KooDriveClient
 ) -> None:
     job_id = emulator.add_job(duration=10_000)
-    seen = []
-    with pytest.raises(kd.WaitTimeoutError):
+    seen: list[kd.JobDetail] = []
+
+    async def watch() -> None:
         async for snapshot in client.watch_job(job_id, timeout=30, cancel_job_on_exit=True):
             seen.append(snapshot)
+
+    with pytest.raises(kd.WaitTimeoutError):
+        await watch()
     assert seen
     assert emulator.job_detail(job_id)["jobInfo"]["status"] == kd.JobStatus.CANCELED
 
@@ -240,7 +239,7 @@ async def test_definitive_errors_end_the_wait(
     with pytest.raises(kd.ResponseDecodeError, match="status"):
         await client.wait_for_job(job_id)
     emulator.inject(Fault.body(b'{"code":0,"data":{"taskInfos":[]}}'))
-    with pytest.raises(kd.ResponseDecodeError, match="no jobInfo.status"):
+    with pytest.raises(kd.ResponseDecodeError, match=r"no jobInfo\.status"):
         await client.wait_for_job(job_id)
     emulator.inject(Fault.status(400, code=13000102))
     with pytest.raises(kd.BadRequestError):
