@@ -6,7 +6,6 @@ it is tested with literals and shared by the client and, where it helps, the emu
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -18,6 +17,7 @@ from urllib.parse import quote
 
 import attrs
 import cattrs
+import orjson
 from cattrs.v import format_exception
 
 from ._convert import MODELS, make_converter, wire_name
@@ -33,14 +33,8 @@ from .errors import (
 )
 from .models import ActionType, FileRef, TaskType
 
-try:
-    import orjson
-
-    _loads: Any = orjson.loads
-    _JSON_ERRORS: tuple[type[Exception], ...] = (orjson.JSONDecodeError, UnicodeDecodeError)
-except ImportError:  # pragma: no cover - orjson is a dependency; json is the fallback
-    _loads = json.loads
-    _JSON_ERRORS = (json.JSONDecodeError, UnicodeDecodeError)
+_loads: Final = orjson.loads
+_JSON_ERRORS: Final = (orjson.JSONDecodeError, UnicodeDecodeError)
 
 T = TypeVar("T")
 
