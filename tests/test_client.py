@@ -327,6 +327,15 @@ async def test_transient_errors_are_retried_with_growing_delays(
     assert vt.sleeps == [0.5, 1.0, 2.0]
 
 
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
+async def test_each_retryable_status_is_retried(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient, status: int
+) -> None:
+    emulator.inject(Fault.status(status, code=13000101), times=2)
+    await client.get_job(emulator.add_job())
+    assert len(emulator.requests) == 3
+
+
 async def test_retries_are_bounded_by_attempts(
     emulator: KooDriveEmulator, client: kd.KooDriveClient, vt: VirtualTime
 ) -> None:

@@ -99,6 +99,20 @@ async def test_timeout_carries_the_last_snapshot_after_a_poll_at_the_deadline(
     assert json.loads(json.dumps(error.state)) == error.state
 
 
+async def test_each_attempt_is_capped_to_the_time_left(emulator: KooDriveEmulator) -> None:
+    job_id = emulator.add_job(duration=10_000)
+    emulator.inject(Fault.delay(10.0))  # a hung answer, far longer than the wait
+    async with kd.KooDriveClient(emulator.base_url, user_id=emulator.user_id,
+                                 auth=kd.TokenAuth(emulator.token), timeout=30) as client:
+        began = time.monotonic()
+        with pytest.raises(kd.WaitTimeoutError) as caught:
+            await client.wait_for_job(job_id, timeout=0.5)
+        took = time.monotonic() - began
+    assert 0.5 <= took < 3.0, "the hung attempt was cut at the deadline, then one last poll"
+    assert caught.value.last is not None, "the last poll at the deadline answered"
+    assert len(emulator.requests) == 2
+
+
 async def test_stall_timeout(emulator: KooDriveEmulator, client: kd.KooDriveClient,
                              vt: VirtualTime) -> None:
     job_id = emulator.add_job(pending_for=10_000, duration=10)
