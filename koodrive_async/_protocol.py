@@ -25,6 +25,7 @@ from .errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
+    InvalidJobIdError,
     NotFoundError,
     RateLimitError,
     ResponseDecodeError,
@@ -65,16 +66,16 @@ def validate_job_id(job_id: object) -> str:
     ``cancel``), so that no id can change which endpoint a request reaches.
     """
     if not isinstance(job_id, str):
-        raise ValueError(f"job id must be a str, got {type(job_id).__name__}")
+        raise InvalidJobIdError(f"job id must be a str, got {type(job_id).__name__}")
     if not job_id:
-        raise ValueError("job id is empty")
+        raise InvalidJobIdError("job id is empty")
     if len(job_id) > _MAX_ID_LENGTH:
-        raise ValueError(f"job id is longer than {_MAX_ID_LENGTH} characters")
+        raise InvalidJobIdError(f"job id is longer than {_MAX_ID_LENGTH} characters")
     if job_id in _RESERVED_IDS:
-        raise ValueError(f"job id {job_id!r} would name another endpoint")
+        raise InvalidJobIdError(f"job id {job_id!r} would name another endpoint")
     match = _FORBIDDEN_IN_ID.search(job_id)
     if match is not None:
-        raise ValueError(f"job id {job_id[:64]!r} contains a forbidden {match.group()!r}")
+        raise InvalidJobIdError(f"job id {job_id[:64]!r} contains a forbidden {match.group()!r}")
     return job_id
 
 

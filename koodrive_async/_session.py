@@ -20,6 +20,7 @@ import orjson
 import yarl
 
 from . import _protocol as proto
+from ._budget import RetryBudget
 from .auth import SIGNED_HEADERS, AppAuth, TokenAuth
 from .config import (
     DEFAULT_MAX_CONNECTIONS,
@@ -52,6 +53,24 @@ _MAX_PAGE: Final = 100
 _DEFAULT_MAX_PAGES: Final = 10_000
 # Retry-After values are kept up to a day, to report them; waiting is capped by the policy.
 _RETRY_AFTER_LIMIT: Final = 86_400.0
+
+
+class _Retry:
+    """The retry state of one call: attempts made, tokens spent, the delay sequence."""
+
+    def __init__(self, policy: RetryPolicy, started: float) -> None:
+        self.policy = policy
+        self.started = started
+        self.attempts = 1
+        self.spent = 0
+        self._ceilings = backoff.expo(
+            base=policy.multiplier, factor=policy.initial_delay, max_value=policy.max_delay
+        )
+        next(self._ceilings)  # the generator's first value only primes it
+
+    def next_delay(self) -> float:
+        ceiling = next(self._ceilings)
+        return backoff.full_jitter(ceiling) if self.policy.jitter else ceiling
 
 
 class _NotSent(TransportError):
@@ -141,6 +160,12 @@ class SessionClient:
         self._token_generation = 0
         self._token_lock = asyncio.Lock()
         self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
+        self._cooldown_until = float("-inf")
+        policy = self._retry
+        self._budget = RetryBudget(
+            capacity=policy.budget, retry_cost=policy.retry_cost,
+            timeout_retry_cost=policy.timeout_retry_cost, success_refund=policy.success_refund,
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -187,6 +212,19 @@ class SessionClient:
     def timeout(self) -> float | None:
         """The default seconds for one HTTP attempt."""
         return self._timeout
+
+    @property
+    def retry_budget(self) -> RetryBudget:
+        """The client-wide retry budget (tokens available, retries denied)."""
+        return self._budget
+
+    @property
+    def max_connections(self) -> int | None:
+        """Size of the connection pool requests go through (None: unlimited)."""
+        if self._session is not None and not self._owns_session:
+            limit = self._session.connector.limit if self._session.connector else 0
+            return limit or None
+        return self._max_connections
 
     @property
     def clock_offset(self) -> float:
@@ -418,25 +456,21 @@ class SessionClient:
 
         ``deadline`` (on ``clock``) bounds every attempt and every wait between attempts.
         """
-        if isinstance(timeout, (int, float)) and not timeout > 0:
+        if isinstance(timeout, int | float) and not timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
         payload = orjson.dumps(body) if body is not None else b""
-        policy = self._retry
-        started = self._clock()
-        delays = backoff.expo(base=policy.multiplier, factor=policy.initial_delay,
-                              max_value=policy.max_delay)
-        next(delays)  # the generator's first value primes it
-        attempts = 0
+        retry = _Retry(self._retry, self._clock())
         clock_retried = token_refreshed = False
         while True:
-            attempts += 1
             generation = self._token_generation
             try:
-                return await self._attempt(
+                await self._wait_for_cooldown(deadline)
+                data = await self._attempt(
                     method, path, query, payload, self._attempt_timeout(timeout, deadline),
                     extra_headers,
                 )
             except AuthenticationError as exc:
+                # Rejected before any work was done: safe to send again, even a CreateJob.
                 if exc.clock_skew and not clock_retried:
                     clock_retried = True
                     logger.info("%s %s: 401 explained by clock skew; retrying with X-Date "
@@ -449,26 +483,62 @@ class SessionClient:
                     continue
                 raise
             except KooDriveError as exc:
-                if not proto.is_retryable(exc) or attempts >= policy.max_attempts:
+                if isinstance(exc, APIError) and exc.retry_after:
+                    self._cool_down(exc.retry_after)
+                delay = self._retry_delay(exc, retry, deadline, idempotent=idempotent)
+                if delay is None:
                     raise
-                if not idempotent and not isinstance(exc, _NotSent | RateLimitError):
-                    raise
-                retry_after = exc.retry_after if isinstance(exc, APIError) else None
-                if retry_after is not None:
-                    if retry_after > policy.max_retry_after:
-                        raise
-                    delay = retry_after
-                elif policy.jitter:
-                    delay = backoff.full_jitter(next(delays))
-                else:
-                    delay = next(delays)
-                now = self._clock()
-                if now + delay - started > policy.max_elapsed:
-                    raise
-                if deadline is not None and now + delay >= deadline:
-                    raise
-                logger.debug("%s %s: %s; retry %d in %.2f s", method, path, exc, attempts, delay)
+                logger.debug("%s %s: %s; retry %d in %.2f s", method, path, exc,
+                             retry.attempts, delay)
                 await self._sleep(delay)
+            else:
+                self._budget.succeeded(retry.spent)
+                return data
+
+    def _retry_delay(
+        self, exc: KooDriveError, retry: _Retry, deadline: float | None, *, idempotent: bool
+    ) -> float | None:
+        """Seconds to wait before retrying after ``exc``, or None to raise it."""
+        policy = retry.policy
+        if not proto.is_retryable(exc) or retry.attempts >= policy.max_attempts:
+            return None
+        if not idempotent and not isinstance(exc, _NotSent | RateLimitError):
+            return None
+        retry_after = exc.retry_after if isinstance(exc, APIError) else None
+        if retry_after is not None:
+            if retry_after > policy.max_retry_after:
+                return None
+            delay = retry_after
+        else:
+            delay = retry.next_delay()
+        now = self._clock()
+        if now + delay - retry.started > policy.max_elapsed:
+            return None
+        if deadline is not None and now + delay >= deadline:
+            return None
+        cost = self._budget.acquire(after_timeout=isinstance(exc, RequestTimeoutError))
+        if cost is None:
+            logger.warning("retry budget exhausted (%r): not retrying %s", self._budget, exc)
+            return None
+        retry.spent += cost
+        retry.attempts += 1
+        return delay
+
+    def _cool_down(self, seconds: float) -> None:
+        # The server asked for a pause: every request of this client waits it out, so the
+        # whole client slows down together instead of each caller hitting the limit again.
+        self._cooldown_until = max(self._cooldown_until, self._clock() + seconds)
+
+    async def _wait_for_cooldown(self, deadline: float | None) -> None:
+        pause = self._cooldown_until - self._clock()
+        if pause <= 0:
+            return
+        if deadline is not None and self._clock() + pause >= deadline:
+            raise RateLimitError(
+                f"the server asked this client to pause {pause:.1f} s more, past the deadline",
+                http_status=429, retry_after=pause,
+            )
+        await self._sleep(pause)
 
     async def _attempt(
         self,

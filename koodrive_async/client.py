@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any, Final
 
-from . import waiter
+from . import fanout, waiter
 from ._schedule import PollPolicy
 from ._session import SessionClient
+from .errors import KooDriveError
 from .models import JobDetail, JobResult
+
+logger: Final = logging.getLogger("koodrive_async")
 
 __all__ = ["KooDriveClient"]
 
@@ -106,5 +110,83 @@ class KooDriveClient(SessionClient):
         return waiter.watch_job(
             self, job_id, timeout=timeout, poll=poll, stall_timeout=stall_timeout,
             cancel_job_on_exit=cancel_job_on_exit, resume=resume, clock=self.clock,
+            sleep=self.sleep,
+        )
+
+    def _slots(self, concurrency: int) -> int:
+        # More requests in flight than the pool holds would only queue inside aiohttp, where
+        # queued requests starve (p99 in seconds): the bound must be the pool's size at most.
+        fanout.check_concurrency(concurrency)
+        pool = self.max_connections
+        if pool is not None and concurrency > pool:
+            logger.info("concurrency %d capped at the connection pool's %d", concurrency, pool)
+            return pool
+        return concurrency
+
+    def get_jobs(
+        self,
+        job_ids: Iterable[str],
+        *,
+        concurrency: int = fanout.DEFAULT_CONCURRENCY,
+        timeout: float | None = None,
+    ) -> AsyncIterator[tuple[str, JobDetail | KooDriveError]]:
+        """Look up many jobs at once; yield ``(job_id, JobDetail or error)`` as each ends.
+
+        Every distinct id ends in exactly one outcome: its JobDetail, or the KooDriveError
+        that ended its lookup (NotFoundError, InvalidJobIdError ...); one failure never stops
+        the others, and an id given twice is looked up once. Ids are read from ``job_ids``
+        (any iterable, a large generator included) only as lookups can start. Leaving the
+        ``async for`` early cancels the lookups still running (wrap the iterator in
+        ``contextlib.aclosing`` to have that happen at once, not when it is collected).
+
+        Args:
+            job_ids: The jobs to look up.
+            concurrency: Requests in flight at most (>= 1); capped at the connection pool.
+            timeout: Seconds for each lookup with its retries; None: the client's settings.
+
+        Raises:
+            ValueError: ``concurrency`` below 1, at once.
+        """
+        return fanout.get_jobs(
+            self, job_ids, concurrency=self._slots(concurrency), timeout=timeout,
+            clock=self.clock,
+        )
+
+    def wait_for_jobs(
+        self,
+        job_ids: Iterable[str],
+        *,
+        concurrency: int = fanout.DEFAULT_CONCURRENCY,
+        max_waits: int = fanout.DEFAULT_MAX_WAITS,
+        timeout: float | None = waiter.DEFAULT_WAIT_TIMEOUT,
+        poll: PollPolicy | None = None,
+        on_progress: waiter.ProgressCallback | None = None,
+        stall_timeout: float | None = None,
+        cancel_job_on_exit: bool = False,
+        check: bool = False,
+    ) -> AsyncIterator[tuple[str, JobResult | KooDriveError]]:
+        """Wait for many jobs at once; yield ``(job_id, JobResult or error)`` as each ends.
+
+        Each job is waited on as by ``wait_for_job`` (same ``timeout``, ``poll``,
+        ``on_progress``, ``stall_timeout``, ``cancel_job_on_exit``, ``check``). Every distinct
+        id ends in exactly one outcome: its JobResult, or the KooDriveError that ended its
+        wait (WaitTimeoutError, NotFoundError ...). ``concurrency`` bounds the requests in
+        flight, not the waits: a job sleeping between polls holds no slot. Polls are spread
+        by the schedule's jitter, and the client's retry budget and ``Retry-After`` pauses
+        slow every waiter down together when the server struggles.
+
+        Args:
+            job_ids: The jobs to wait for (any iterable, read as waits can start).
+            concurrency: Requests in flight at most (>= 1); capped at the connection pool.
+            max_waits: Jobs waited on at once at most; further ids are read as waits end.
+
+        Raises:
+            ValueError: ``concurrency`` or ``max_waits`` below 1, at once.
+        """
+        fanout.check_concurrency(max_waits, "max_waits")
+        return fanout.wait_for_jobs(
+            self, job_ids, concurrency=self._slots(concurrency), max_waits=max_waits,
+            timeout=timeout, poll=poll, on_progress=on_progress, stall_timeout=stall_timeout,
+            cancel_job_on_exit=cancel_job_on_exit, check=check, clock=self.clock,
             sleep=self.sleep,
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from typing import Final
+from typing import Any, Final
 
 import attrs
 
@@ -39,17 +39,17 @@ class UseClientDefault(enum.Enum):
 USE_CLIENT_DEFAULT: Final = UseClientDefault.TOKEN
 
 
-def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+def _positive(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if not value > 0:
         raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
 
 
-def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if not value >= 0:
         raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
 
 
-def _at_least_one(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+def _at_least_one(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
     if value < 1:
         raise ValueError(f"{attribute.name} must be >= 1, got {value!r}")
 
@@ -74,6 +74,11 @@ class RetryPolicy:
             raised at once.
         jitter: Draw each delay uniformly between 0 and its ceiling ("full jitter"), so
             clients that failed together do not retry together. False only for tests.
+        budget: Retry tokens shared by every request of the client (botocore's retry
+            quota): a retry spends ``retry_cost`` (``timeout_retry_cost`` after a timeout),
+            a success gives back what it spent (``success_refund`` if it spent nothing).
+            Once empty, requests fail at their first error until successes refill it, so a
+            failing server does not get a retry storm. None: no budget.
     """
 
     max_attempts: int = attrs.field(default=4, validator=_at_least_one)
@@ -83,6 +88,15 @@ class RetryPolicy:
     max_elapsed: float = attrs.field(default=60.0, validator=_non_negative)
     max_retry_after: float = attrs.field(default=60.0, validator=_non_negative)
     jitter: bool = True
+    budget: int | None = attrs.field(default=500)
+    retry_cost: int = attrs.field(default=5, validator=_at_least_one)
+    timeout_retry_cost: int = attrs.field(default=10, validator=_at_least_one)
+    success_refund: int = attrs.field(default=1, validator=_non_negative)
+
+    @budget.validator
+    def _check_budget(self, _: attrs.Attribute[int | None], value: int | None) -> None:
+        if value is not None and value < 0:
+            raise ValueError(f"budget must be >= 0 or None, got {value!r}")
 
     @classmethod
     def disabled(cls) -> RetryPolicy:

@@ -12,6 +12,7 @@
     │   ├── RateLimitError          429
     │   └── ServerError             5xx, and the transient business code 13000201
     ├── ResponseDecodeError         a 2xx answer that is not the documented shape
+    ├── InvalidJobIdError           a job id that could change the path; also a ValueError
     ├── WaitTimeoutError            the wait's deadline passed; also a TimeoutError
     ├── JobStalledError             no change of progress or status for stall_timeout
     ├── JobCanceledError            raise_for_outcome() on a canceled job
@@ -31,6 +32,7 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "InvalidJobIdError",
     "JobCanceledError",
     "JobFailedError",
     "JobStalledError",
@@ -124,6 +126,14 @@ class ResponseDecodeError(KooDriveError):
     def __init__(self, message: str, *, problems: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.problems = problems
+
+
+class InvalidJobIdError(KooDriveError, ValueError):
+    """A job id that is empty, not a string, or could change the request path.
+
+    Raised before any request; a ValueError for callers, and a KooDriveError so that the
+    fan-out can report it as the outcome of that id.
+    """
 
 
 class WaitTimeoutError(KooDriveError, TimeoutError):

@@ -13,6 +13,7 @@ import contextlib
 import inspect
 import logging
 import math
+import random
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from typing import Any, Final, Protocol
@@ -50,6 +51,9 @@ FINAL_POLL_TIMEOUT: Final = 5.0
 #: Seconds granted to the CancelJob sent by ``cancel_job_on_exit``.
 REMOTE_CANCEL_TIMEOUT: Final = 10.0
 _STATE_VERSION: Final = 1
+# After consecutive failed polls the next one waits at least 1, 2, 4 ... up to this many
+# seconds (times a jitter in [0.5, 1]), whatever the schedule predicts.
+_MAX_FAILURE_DELAY: Final = 30.0
 
 ProgressCallback = Callable[[JobDetail], Awaitable[None] | None]
 Clock = Callable[[], float]
@@ -156,10 +160,11 @@ async def _snapshots(
     deadline = None if timeout is None else start + timeout
     last_key: tuple[int, int | None] | None = None
     last_change = start
+    failures = 0
     while True:
         left = None if deadline is None else deadline - clock()
         final = left is not None and left <= 0
-        retry_after = 0.0
+        retry_after = 0.0  # the least delay a failed poll imposes
         try:
             detail = await source.get_job(
                 job_id, total_timeout=FINAL_POLL_TIMEOUT if final else left
@@ -170,10 +175,13 @@ async def _snapshots(
             if final:
                 raise _timeout_error(job_id, tally, schedule, clock(), timeout) from exc
             logger.debug("job %s: poll failed (%s); polling again later", job_id, exc)
+            failures += 1
+            retry_after = min(_MAX_FAILURE_DELAY, 2.0 ** (failures - 1)) * random.uniform(0.5, 1)
             if isinstance(exc, APIError) and exc.retry_after is not None:
-                retry_after = exc.retry_after
+                retry_after = max(retry_after, exc.retry_after)
             now = clock()
         else:
+            failures = 0
             tally.polls += 1
             now = clock()
             status = detail.status
