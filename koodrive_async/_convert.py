@@ -12,6 +12,7 @@ with a message, so a wrong document becomes a ResponseDecodeError naming the pat
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
@@ -21,6 +22,7 @@ import cattrs
 from cattrs.cols import homogenous_tuple_structure_factory, is_sequence
 from cattrs.gen import make_dict_structure_fn, override
 
+from ._fastpath import build_fast_structurers
 from .models import (
     ActionType,
     FileType,
@@ -122,16 +124,23 @@ def _str_enum_hook(enum_cls: type[enum.StrEnum]) -> Callable[[Any, object], Any]
     return structure
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse_local_time(text: str) -> datetime:
+    # The same few times recur in a document (begin, end, create; every file's createTime),
+    # and parsing costs 15 times a cache hit. datetimes are immutable: sharing them is safe.
+    if len(text) == 14 and text.isdigit() and text.isascii():
+        return datetime.fromisoformat(f"{text[:8]}T{text[8:]}")
+    raise ValueError(f"expected a yyyyMMddHHmmss time, got {_describe(text)}")
+
+
 def _local_time(value: Any, _: object = None) -> datetime | None:
     """``yyyyMMddHHmmss`` (no zone stated, so a naive datetime); empty means absent."""
     if value is None or value == "":
         return None
-    text = str(value) if type(value) is int else value
-    if type(text) is str and len(text) == 14 and text.isdigit() and text.isascii():
-        return datetime(
-            int(text[0:4]), int(text[4:6]), int(text[6:8]),
-            int(text[8:10]), int(text[10:12]), int(text[12:14]),
-        )
+    if type(value) is str:
+        return _parse_local_time(value)
+    if type(value) is int:
+        return _parse_local_time(str(value))
     raise ValueError(f"expected a yyyyMMddHHmmss time, got {_describe(value)}")
 
 
@@ -155,14 +164,27 @@ def _mapping(value: Any, _: object = None) -> Mapping[str, Any] | None:
 _FIELD_HOOKS: Final[Mapping[tuple[type, str], Callable[[Any, object], Any]]] = {
     (UncompressedFileInfo, "updated_at"): _epoch_millis,
 }
+_FAST_KINDS: Final[Mapping[tuple[type, str], str]] = {
+    (UncompressedFileInfo, "updated_at"): "epoch_ms",
+}
+#: The structured types of the endpoints' ``data``, nested ones first.
+MODELS: Final = (UncompressedFileInfo, TaskInfo, JobInfo, JobDetail)
+_FAST: Final = build_fast_structurers(
+    MODELS, wire_name=wire_name, aliases=_ALIASES, overrides=_FAST_KINDS,
+    local_time=_local_time, epoch_millis=_epoch_millis,
+)
 
 
-def make_converter(*, strict: bool = False) -> cattrs.Converter:
+def make_converter(*, strict: bool = False, fast_path: bool | None = None) -> cattrs.Converter:
     """Build the converter for wire documents.
 
     Args:
         strict: Forbid keys the models do not know (for tests); production ignores them.
+        fast_path: Try the generated fast functions first (``_fastpath``); default: unless
+            strict, since they ignore unknown keys.
     """
+    if fast_path is None:
+        fast_path = not strict
     converter = cattrs.Converter(detailed_validation=True)
 
     for hook_type, hook in (
@@ -223,11 +245,17 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
                     del value[alias]
             return build(value, cls)
 
-        return structure
+        fast = _FAST.get(cls) if fast_path else None
+        if fast is None:
+            return structure
+
+        def structure_fast_first(value: Any, _: object = None) -> Any:
+            try:
+                return fast(value)
+            except Exception:  # any surprise: the full path decides, and names the problem
+                return structure(value)
+
+        return structure_fast_first
 
     converter.register_structure_hook_factory(attrs.has, model_factory)
     return converter
-
-
-#: The structured types of the endpoints' ``data``.
-MODELS: Final = (JobDetail, JobInfo, TaskInfo, UncompressedFileInfo)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import cattrs
 import pytest
 from cattrs.errors import ForbiddenExtraKeysError
 from hypothesis import given, settings
@@ -242,6 +243,31 @@ def test_any_json_gives_a_job_detail_or_a_response_decode_error(data: Any) -> No
     except ResponseDecodeError:
         return
     assert isinstance(result, JobDetail)
+
+
+slow = make_converter(fast_path=False)
+fast_first = make_converter()
+
+
+def _outcome(converter: cattrs.Converter, data: Any) -> JobDetail | None:
+    try:
+        return converter.structure(data, JobDetail)  # type: ignore[no-any-return]
+    except Exception:
+        return None
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(near_valid, st.builds(lambda: json.loads(json.dumps(SEED["data"])))))
+def test_the_fast_path_agrees_with_the_full_converter(data: Any) -> None:
+    """What the generated fast functions accept, they build exactly as cattrs would."""
+    assert _outcome(fast_first, data) == _outcome(slow, data)
+
+
+def test_the_fast_path_takes_the_common_case() -> None:
+    from koodrive_async._convert import _FAST
+
+    for cls, document in ((JobDetail, SEED["data"]), (JobDetail, _all_wire_fields())):
+        assert _FAST[cls](document) == slow.structure(document, cls)
 
 
 @settings(max_examples=200, deadline=None)

@@ -1,0 +1,230 @@
+"""Decoding alone: GetJobDetail documents with 1, 100 and 1,000 taskInfos.
+
+Each contender turns the same bytes into typed objects (or, for the baseline, reads every
+field of every item out of plain dicts):
+
+- ``json + dicts``: the standard library's json, then plain dict access of every field;
+- ``koodrive_async``: orjson, then our converter (``_protocol.structure`` into JobDetail);
+- ``pydantic v2``: ``JobDetailModel.model_validate_json`` with camelCase aliases;
+- ``msgspec``: ``msgspec.json.decode(..., type=Envelope)`` with camelCase renames.
+
+Times are the median of several repetitions of a timed loop (per document), measured in the
+same run; the table gives each one's ratio to pydantic v2 and to msgspec. pydantic and msgspec
+are benchmark-only dependencies (``pip install -e '.[bench]'``).
+
+Run: ``python benchmarks/decode.py [--repeats R]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import timeit
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import orjson
+import pydantic
+from pydantic.alias_generators import to_camel
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from koodrive_async import _protocol as proto
+from koodrive_async.models import JobDetail
+
+SEED = json.loads((Path(__file__).resolve().parent.parent / "tests/data/seed_job_detail.json")
+                  .read_text())
+SIZES = (1, 100, 1000)
+
+
+def document(size: int) -> bytes:
+    """The seed's example with ``size`` taskInfos like its one (ids varied)."""
+    doc = json.loads(json.dumps(SEED))
+    (task,) = doc["data"]["taskInfos"]
+    doc["data"]["taskInfos"] = [
+        {**task, "fileId": f"{task['fileId']}{i}", "newFileId": f"{task['newFileId']}{i}"}
+        for i in range(size)
+    ]
+    return json.dumps(doc).encode()
+
+
+# -- pydantic v2 -----------------------------------------------------------------------------
+
+_camel = to_camel
+
+
+class _PModel(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(alias_generator=_camel, populate_by_name=True,
+                                       frozen=True)
+
+
+class PJobInfo(_PModel):
+    task_id: str | None = None
+    task_name: str | None = None
+    user_id: str | None = None
+    task_type: int | None = None
+    action_type: int | None = None
+    status: int | None = None
+    task_result_code: int | None = None
+    result_code: int | None = None
+    progress: int | None = None
+    download_url: str | None = None
+    content_num: int | None = None
+    container_id: str | None = None
+    tenant_id: str | None = None
+    begin_time: str | None = None
+    end_time: str | None = None
+    create_time: str | None = None
+
+
+class PTaskInfo(_PModel):
+    id: str | None = None
+    file_id: str | None = None
+    file_path: str | None = None
+    status: str | None = None
+    new_file_id: str | None = None
+    new_file_path: str | None = None
+    src_container_id: str | None = None
+    result_code: str | None = None
+    result_desc: str | None = None
+    tenant_id: str | None = None
+    create_time: str | None = None
+
+
+class PJobDetail(_PModel):
+    job_info: PJobInfo | None = None
+    task_infos: tuple[PTaskInfo, ...] = ()
+
+
+class PEnvelope(_PModel):
+    code: int | str
+    msg: str | None = None
+    data: PJobDetail | None = None
+
+
+# -- msgspec ---------------------------------------------------------------------------------
+
+
+class MJobInfo(msgspec.Struct, rename="camel", frozen=True):
+    task_id: str | None = None
+    task_name: str | None = None
+    user_id: str | None = None
+    task_type: int | None = None
+    action_type: int | None = None
+    status: int | None = None
+    task_result_code: int | None = None
+    result_code: int | None = None
+    progress: int | None = None
+    download_url: str | None = None
+    content_num: int | None = None
+    container_id: str | None = None
+    tenant_id: str | None = None
+    begin_time: str | None = None
+    end_time: str | None = None
+    create_time: str | None = None
+
+
+class MTaskInfo(msgspec.Struct, rename="camel", frozen=True):
+    id: str | None = None
+    file_id: str | None = None
+    file_path: str | None = None
+    status: str | None = None
+    new_file_id: str | None = None
+    new_file_path: str | None = None
+    src_container_id: str | None = None
+    result_code: str | None = None
+    result_desc: str | None = None
+    tenant_id: str | None = None
+    create_time: str | None = None
+
+
+class MJobDetail(msgspec.Struct, rename="camel", frozen=True):
+    job_info: MJobInfo | None = None
+    task_infos: tuple[MTaskInfo, ...] = ()
+
+
+class MEnvelope(msgspec.Struct, frozen=True):
+    code: int | str
+    msg: str | None = None
+    data: MJobDetail | None = None
+
+
+_msgspec_decoder = msgspec.json.Decoder(MEnvelope)
+
+_INFO_KEYS = tuple(_camel(name) for name in PJobInfo.model_fields)
+_TASK_KEYS = tuple(_camel(name) for name in PTaskInfo.model_fields)
+
+
+def json_dicts(raw: bytes) -> Any:
+    data = json.loads(raw)["data"]
+    info = data["jobInfo"]
+    fields = [info.get(k) for k in _INFO_KEYS]
+    tasks = [[t.get(k) for k in _TASK_KEYS] for t in data["taskInfos"]]
+    return fields, tasks
+
+
+def ours(raw: bytes) -> JobDetail:
+    return proto.structure(orjson.loads(raw)["data"], JobDetail, what="bench")
+
+
+def with_pydantic(raw: bytes) -> Any:
+    return PEnvelope.model_validate_json(raw).data
+
+
+def with_msgspec(raw: bytes) -> Any:
+    return _msgspec_decoder.decode(raw).data
+
+
+CONTENDERS: tuple[tuple[str, Callable[[bytes], Any]], ...] = (
+    ("json + dicts", json_dicts),
+    ("koodrive_async", ours),
+    ("pydantic v2", with_pydantic),
+    ("msgspec", with_msgspec),
+)
+
+
+def measure(function: Callable[[bytes], Any], raw: bytes, repeats: int) -> float:
+    """Median seconds per call over ``repeats`` timed loops of about 0.1 s each."""
+    timer = timeit.Timer(lambda: function(raw))
+    number, _ = timer.autorange()
+    number = max(1, number // 2)
+    return statistics.median(t / number for t in timer.repeat(repeat=repeats, number=number))
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds * 1e6:.1f} µs" if seconds < 1e-3 else f"{seconds * 1e3:.2f} ms"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args(argv)
+    for size in SIZES:  # every contender must agree on the data before being timed
+        raw = document(size)
+        detail = ours(raw)
+        assert len(detail.task_infos) == size
+        assert len(with_msgspec(raw).task_infos) == size
+        assert len(with_pydantic(raw).task_infos) == size
+    print(f"Decode + structure of one GetJobDetail document, median of {args.repeats}\n")
+    print("| taskInfos | json + dicts | koodrive_async | pydantic v2 | msgspec "
+          "| ours / pydantic | ours / msgspec |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    verdicts = []
+    for size in SIZES:
+        raw = document(size)
+        times = {name: measure(fn, raw, args.repeats) for name, fn in CONTENDERS}
+        vs_pydantic = times["koodrive_async"] / times["pydantic v2"]
+        vs_msgspec = times["koodrive_async"] / times["msgspec"]
+        verdicts.append(vs_pydantic < 1)
+        print(f"| {size} | " + " | ".join(_fmt(times[name]) for name, _ in CONTENDERS)
+              + f" | {vs_pydantic:.2f}x | {vs_msgspec:.1f}x |")
+    print(f"\n- {'met' if all(verdicts) else 'NOT met'}: faster than pydantic v2 at every size")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
