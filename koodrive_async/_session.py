@@ -10,7 +10,7 @@ import asyncio
 import ipaddress
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -58,17 +58,23 @@ _RETRY_AFTER_LIMIT: Final = 86_400.0
 class _Retry:
     """The retry state of one call: attempts made, tokens spent, the delay sequence."""
 
+    __slots__ = ("_ceilings", "attempts", "policy", "spent", "started")
+
     def __init__(self, policy: RetryPolicy, started: float) -> None:
         self.policy = policy
         self.started = started
         self.attempts = 1
         self.spent = 0
-        self._ceilings = backoff.expo(
-            base=policy.multiplier, factor=policy.initial_delay, max_value=policy.max_delay
-        )
-        next(self._ceilings)  # the generator's first value only primes it
+        self._ceilings: Iterator[float] | None = None  # made at the first retry: most calls
+        # never need one
 
     def next_delay(self) -> float:
+        if self._ceilings is None:
+            policy = self.policy
+            self._ceilings = backoff.expo(
+                base=policy.multiplier, factor=policy.initial_delay, max_value=policy.max_delay
+            )
+            next(self._ceilings)  # the generator's first value only primes it
         ceiling = next(self._ceilings)
         return backoff.full_jitter(ceiling) if self.policy.jitter else ceiling
 
