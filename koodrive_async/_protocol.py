@@ -82,6 +82,8 @@ def validate_job_id(job_id: object) -> str:
 
 def job_path(job_id: str) -> str:
     """The GetJobDetail path of a validated job id."""
+    if job_id.isascii() and job_id.isalnum():  # the usual decimal ids: nothing to quote
+        return API_PREFIX + job_id
     return API_PREFIX + quote(job_id, safe="")
 
 
@@ -109,6 +111,12 @@ def parse_http_date(value: str | None) -> float | None:
     """Epoch seconds of an HTTP date (``Date``, ``Retry-After``), or None when unusable."""
     if not value or len(value) > 64:
         return None
+    return _parse_http_date(value)
+
+
+# Every answer carries a Date: the answers of one second share one parse (16 us each).
+@functools.lru_cache(maxsize=8)
+def _parse_http_date(value: str) -> float | None:
     try:
         parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):

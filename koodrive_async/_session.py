@@ -470,7 +470,8 @@ class SessionClient:
         while True:
             generation = self._token_generation
             try:
-                await self._wait_for_cooldown(deadline)
+                if self._cooldown_until > self._clock():
+                    await self._wait_for_cooldown(deadline)
                 data = await self._attempt(
                     method, path, query, payload, self._attempt_timeout(timeout, deadline),
                     extra_headers,
@@ -555,7 +556,10 @@ class SessionClient:
         timeout: float | None,
         extra_headers: dict[str, str] | None,
     ) -> Any:
-        headers = await self._headers(method, path, query, payload)
+        token = None
+        if not isinstance(self._auth, AppAuth):
+            token = self._token_header or await self._fetch_token()
+        headers = self._headers(method, path, query, payload, token)
         if extra_headers:
             headers.update(extra_headers)
         trace_id = headers["X-Traceid"]
@@ -575,7 +579,11 @@ class SessionClient:
                 status = response.status
                 date_header = response.headers.get("Date")
                 retry_after_header = response.headers.get("Retry-After")
-                content = await self._read(response)
+                length = response.content_length
+                if length is not None and length <= self._max_response_bytes:
+                    content = await response.read()
+                else:
+                    content = await self._read_capped(response, length)
         except TimeoutError:
             raise RequestTimeoutError(
                 f"{method} {path}: no answer within {timeout} s (trace id {trace_id})"
@@ -602,15 +610,13 @@ class SessionClient:
             )
             raise
 
-    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+    async def _read_capped(self, response: aiohttp.ClientResponse, length: int | None) -> bytes:
+        """Read an answer whose length is unknown or too large, never past the cap."""
         limit = self._max_response_bytes
-        length = response.content_length
-        if length is not None and length > limit:
+        if length is not None:
             raise ResponseDecodeError(
                 f"answer of {length} bytes is larger than max_response_bytes ({limit})"
             )
-        if length is not None:
-            return await response.read()
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_any():
@@ -641,8 +647,13 @@ class SessionClient:
     def _auth_refreshable(self) -> bool:
         return isinstance(self._auth, TokenAuth) and self._auth.refreshable
 
-    async def _headers(
-        self, method: str, path: str, query: Sequence[tuple[str, str]], payload: bytes
+    def _headers(
+        self,
+        method: str,
+        path: str,
+        query: Sequence[tuple[str, str]],
+        payload: bytes,
+        token: str | None,
     ) -> dict[str, str]:
         headers = {
             "Host": self._host,
@@ -659,8 +670,8 @@ class SessionClient:
         if isinstance(auth, AppAuth):
             signed = {name: headers[_HEADER_NAMES[name]] for name in SIGNED_HEADERS}
             headers["Authorization"] = auth.header_value(method, path, query, signed, payload)
-        else:
-            headers["Authorization"] = self._token_header or await self._fetch_token()
+        elif token is not None:
+            headers["Authorization"] = token
         return headers
 
     async def _fetch_token(self) -> str:

@@ -29,7 +29,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-_END: Final[str] = object()  # type: ignore[assignment]
 
 #: Requests in flight at most, by default.
 DEFAULT_CONCURRENCY: Final = 64
@@ -81,60 +80,75 @@ async def _fan_out(
     max_active: int,
 ) -> AsyncGenerator[tuple[str, T | KooDriveError], None]:
     """Run ``work`` on each distinct id, at most ``max_active`` at once, yielding outcomes
-    as they complete. Ids are pulled from ``job_ids`` only when work can start. Leaving the
-    iteration early cancels and awaits whatever is still running."""
+    as they complete.
+
+    A pool of worker tasks (grown up to ``max_active`` as ids come) each takes the next id,
+    works on it and hands over its outcome: no task per id. An id is taken only when an
+    outcome slot is free (at most ``max_active`` taken and not yet yielded), so a slow
+    consumer holds the work back instead of piling outcomes up. Leaving the iteration early
+    cancels and awaits the workers.
+    """
     if isinstance(job_ids, str | bytes):
         raise ValueError("job_ids must be an iterable of job ids, not one string")
     ids = iter(job_ids)
     seen: set[str] = set()
-    done: asyncio.Queue[tuple[str, T | KooDriveError] | BaseException] = asyncio.Queue()
-    running: set[asyncio.Task[T]] = set()
+    outcomes: asyncio.Queue[tuple[str, T | KooDriveError] | BaseException | None] = (
+        asyncio.Queue()
+    )
+    slots = asyncio.Semaphore(max_active)
+    workers: set[asyncio.Task[None]] = set()
+    exhausted = False
 
-    # A done-callback, not a wrapper coroutine around ``work``: a frame less per job.
-    def finished(job_id: str, task: asyncio.Task[T]) -> None:
-        running.discard(task)
-        if task.cancelled():
-            done.put_nowait(asyncio.CancelledError(f"the work on job {job_id} was cancelled"))
-            return
-        error = task.exception()
-        if error is None:
-            done.put_nowait((job_id, task.result()))
-        elif isinstance(error, KooDriveError):  # invalid ids included: InvalidJobIdError
-            done.put_nowait((job_id, error))
-        else:  # a bug, or an error of the caller's callback: it stops everything
-            done.put_nowait(error)
-
-    outstanding = 0  # started and not yet yielded: a task leaves `running` a bit later
-
-    def start_more() -> None:
-        nonlocal outstanding
-        while outstanding < max_active:
-            job_id = next(ids, _END)
-            if job_id is _END:
-                return
-            if isinstance(job_id, str):
-                if job_id in seen:  # asked twice: looked up once, answered once
-                    continue
+    def take() -> str | None:
+        nonlocal exhausted
+        while not exhausted:
+            job_id = next(ids, None)
+            if job_id is None:
+                exhausted = True
+            elif not isinstance(job_id, str):
+                return job_id  # refused by ``work`` as an InvalidJobIdError outcome
+            elif job_id not in seen:  # asked twice: looked up once, answered once
                 seen.add(job_id)
-            task = asyncio.ensure_future(work(job_id))
-            outstanding += 1
-            running.add(task)
-            task.add_done_callback(functools.partial(finished, job_id))
+                return job_id
+        return None
+
+    async def worker() -> None:
+        try:
+            while True:
+                await slots.acquire()
+                job_id = take()
+                if job_id is None:
+                    slots.release()
+                    return
+                if len(workers) < max_active and not exhausted:
+                    spawn()
+                try:
+                    outcome: T | KooDriveError = await work(job_id)
+                except KooDriveError as exc:  # invalid ids included: InvalidJobIdError
+                    outcome = exc
+                outcomes.put_nowait((job_id, outcome))
+        except Exception as exc:  # a bug, or an error of the caller's callback: stop all
+            outcomes.put_nowait(exc)
+        finally:
+            workers.discard(asyncio.current_task())
+            if not workers:
+                outcomes.put_nowait(None)  # the last worker out closes the stream
+
+    def spawn() -> None:
+        workers.add(asyncio.ensure_future(worker()))
 
     try:
-        start_more()
-        while outstanding:
-            item = await done.get()
+        spawn()
+        while (item := await outcomes.get()) is not None:
             if isinstance(item, BaseException):
                 raise item
-            outstanding -= 1
+            slots.release()
             yield item
-            start_more()
     finally:
-        for task in running:
+        for task in workers:
             task.cancel()
-        if running:
-            await asyncio.gather(*running, return_exceptions=True)
+        if workers:
+            await asyncio.gather(*workers, return_exceptions=True)
 
 
 async def get_jobs(

@@ -14,8 +14,7 @@ import inspect
 import logging
 import math
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import aclosing
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Final, Protocol
 
 import attrs
@@ -140,7 +139,7 @@ def _resume(
     return PollSchedule.from_state(policy, schedule_state, now=now), polls, float(elapsed)
 
 
-async def _snapshots(
+async def _poll(
     source: JobSource,
     job_id: str,
     *,
@@ -150,11 +149,14 @@ async def _snapshots(
     clock: Clock,
     sleep: Sleep,
     tally: _Tally,
-) -> AsyncGenerator[JobDetail, None]:
-    """Poll until the job is terminal, yielding each distinct (status, progress) snapshot.
+    emit: ProgressCallback | None,
+) -> JobDetail:
+    """Poll until the job is terminal; return the terminal snapshot.
 
-    Bounded by ``timeout`` (one last poll at the deadline, then WaitTimeoutError) and by
-    ``stall_timeout``; with neither, it polls until the job ends, as the caller asked.
+    Each distinct (status, progress) snapshot goes to ``emit`` (a plain function or a
+    coroutine function, awaited before the next poll). Bounded by ``timeout`` (one last poll
+    at the deadline, then WaitTimeoutError) and by ``stall_timeout``; with neither, it polls
+    until the job ends, as the caller asked.
     """
     start = tally.started
     deadline = None if timeout is None else start + timeout
@@ -194,10 +196,13 @@ async def _snapshots(
             if key != last_key:
                 last_key, last_change = key, now
                 tally.last = detail
-                yield detail
-                now = clock()
+                if emit is not None:
+                    outcome = emit(detail)
+                    if outcome is not None and inspect.isawaitable(outcome):
+                        await outcome
+                    now = clock()
             if detail.terminal:
-                return
+                return detail
             if stall_timeout is not None and now - last_change >= stall_timeout:
                 raise JobStalledError(
                     f"job {job_id}: no change of status or progress for {stall_timeout:g} s"
@@ -301,25 +306,17 @@ async def wait_for_job(
         schedule=schedule, clock=clock,
     )
     try:
-        async with aclosing(
-            _snapshots(
-                source, job_id, timeout=timeout, schedule=schedule,
-                stall_timeout=stall_timeout, clock=clock, sleep=sleep, tally=tally,
-            )
-        ) as snapshots:
-            async for detail in snapshots:
-                if on_progress is not None:
-                    outcome = on_progress(detail)
-                    if inspect.isawaitable(outcome):
-                        await outcome
+        terminal = await _poll(
+            source, job_id, timeout=timeout, schedule=schedule, stall_timeout=stall_timeout,
+            clock=clock, sleep=sleep, tally=tally, emit=on_progress,
+        )
     except (WaitTimeoutError, JobStalledError, asyncio.CancelledError):
         if cancel_job_on_exit:
             await _cancel_on_exit(source, job_id)
         raise
-    assert tally.last is not None and tally.last.terminal
     result = JobResult(
         job_id=job_id,
-        detail=tally.last,
+        detail=terminal,
         polls=tally.polls,
         elapsed=tally.elapsed_before + (clock() - tally.started),
     )
@@ -344,16 +341,38 @@ async def watch_job(
         job_id, timeout=timeout, stall_timeout=stall_timeout, poll=poll, resume=resume,
         schedule=None, clock=clock,
     )
-    try:
-        async with aclosing(
-            _snapshots(
+    # The loop runs in a task of its own and hands each snapshot over, waiting until the
+    # consumer asks for the next one: a generator's pace, with wait_for_job's loop.
+    handover: asyncio.Queue[JobDetail | BaseException | None] = asyncio.Queue()
+    asked = asyncio.Event()
+
+    async def emit(detail: JobDetail) -> None:
+        asked.clear()
+        handover.put_nowait(detail)
+        await asked.wait()
+
+    async def run() -> None:
+        try:
+            await _poll(
                 source, job_id, timeout=timeout, schedule=schedule,
-                stall_timeout=stall_timeout, clock=clock, sleep=sleep, tally=tally,
+                stall_timeout=stall_timeout, clock=clock, sleep=sleep, tally=tally, emit=emit,
             )
-        ) as snapshots:
-            async for detail in snapshots:
-                yield detail
+        except Exception as exc:
+            handover.put_nowait(exc)
+        else:
+            handover.put_nowait(None)
+
+    poller = asyncio.ensure_future(run())
+    try:
+        while (item := await handover.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            asked.set()
     except (WaitTimeoutError, JobStalledError, asyncio.CancelledError):
         if cancel_job_on_exit:
             await _cancel_on_exit(source, job_id)
         raise
+    finally:
+        poller.cancel()
+        await asyncio.gather(poller, return_exceptions=True)
