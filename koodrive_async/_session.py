@@ -578,7 +578,9 @@ class SessionClient:
             ) as response:
                 status = response.status
                 date_header = response.headers.get("Date")
-                retry_after_header = response.headers.get("Retry-After")
+                retry_after_header = (
+                    response.headers.get("Retry-After") if status >= 300 else None
+                )
                 length = response.content_length
                 if length is not None and length <= self._max_response_bytes:
                     content = await response.read()
@@ -660,7 +662,6 @@ class SessionClient:
             "X-User-Id": self._user_id,
             "X-Date": proto.format_x_date(self._wall_clock() + self._clock_offset),
             "X-Traceid": proto.new_trace_id(),
-            "Accept": "application/json",
         }
         if payload:
             headers["Content-Type"] = "application/json"

@@ -14,7 +14,6 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, 
 from contextlib import aclosing
 from typing import Any, Final, TypeVar
 
-from ._protocol import validate_job_id
 from ._schedule import PollPolicy
 from .errors import KooDriveError, RequestTimeoutError
 from .models import JobDetail, JobResult
@@ -162,9 +161,8 @@ async def get_jobs(
     """Look up many jobs; see ``KooDriveClient.get_jobs``."""
     check_concurrency(concurrency)
 
-    async def lookup(job_id: str) -> JobDetail:
-        validate_job_id(job_id)
-        return await source.get_job(job_id, total_timeout=timeout)
+    # get_job validates the id (InvalidJobIdError): a partial spares a frame per lookup.
+    lookup = functools.partial(source.get_job, total_timeout=timeout)
 
     # Lookups hold a slot from start to end: the task count is the bound.
     async with aclosing(_fan_out(job_ids, lookup, max_active=concurrency)) as outcomes:

@@ -1,0 +1,69 @@
+"""A minimal GetJobDetail server for the benchmarks: the seed's example, as cheap as can be.
+
+Answers ``GET /koodrive/ose/v1/{job_id}`` with the exact bytes of
+``tests/data/seed_job_detail.json`` (``Content-Type: application/json``; aiohttp adds a correct
+``Date``), anything else with 404. No auth checks, no access log, no router: aiohttp's
+low-level server, so the per-request cost left is aiohttp's HTTP handling, which the client
+under test shares the 2 cores with.
+
+Run: ``python benchmarks/_server.py --port P [--host 127.0.0.1]``; prints ``ready <port>``
+on stdout once listening (``--port 0`` picks a free port), and serves until SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from aiohttp import web
+
+SEED: Final = Path(__file__).resolve().parent.parent / "tests" / "data" / "seed_job_detail.json"
+PREFIX: Final = "/koodrive/ose/v1/"
+
+
+def make_handler(body: bytes) -> web.Server:
+    """The low-level server: one prefix check per request, one prebuilt body."""
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        path = request.path
+        if request.method == "GET" and path.startswith(PREFIX) and len(path) > len(PREFIX):
+            return web.Response(body=body, content_type="application/json")
+        return web.Response(status=404, body=b'{"code":404,"msg":"not found"}',
+                            content_type="application/json")
+
+    return web.Server(handle, access_log=None)
+
+
+async def serve(host: str, port: int) -> None:
+    body = SEED.read_bytes()
+    runner = web.ServerRunner(make_handler(body), access_log=None)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        site = web.TCPSite(runner, host, port, backlog=1024)
+        await site.start()
+        print(f"ready {runner.addresses[0][1]}", flush=True)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    args = parser.parse_args(argv)
+    asyncio.run(serve(args.host, args.port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Run every benchmark and print all their tables (issue 4): one command for the README's numbers.
+
+In sequence, each as a subprocess of this interpreter (with the same ``-W`` options):
+``throughput.py`` (lookups against raw aiohttp), ``decode.py`` (decoding alone),
+``waits.py`` (memory and time of many waits) and ``poll_efficiency.py`` (polls per job
+against detection lag). Each script also runs alone.
+
+Run: ``python benchmarks/run_all.py [--quick]``; ``--quick`` passes small sizes to each, for a
+smoke run whose numbers mean little. Exits non-zero if any benchmark failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+HERE: Final = Path(__file__).resolve().parent
+# (script, arguments for --quick): full runs use each script's defaults.
+BENCHMARKS: Final = (
+    ("throughput.py", ["--lookups", "300", "--repeats", "2"]),
+    ("decode.py", ["--quick"]),
+    ("waits.py", ["--jobs", "1000", "--http-jobs", "200"]),
+    ("poll_efficiency.py", ["--jobs", "200"]),
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    args = parser.parse_args(argv)
+    warning_options = [f"-W{option}" for option in sys.warnoptions]
+    failed: list[str] = []
+    started = time.perf_counter()
+    for name, quick in BENCHMARKS:
+        script = HERE / name
+        print(f"## {name}\n", flush=True)
+        extra = quick if args.quick else []
+        command = [sys.executable, *warning_options, str(script), *extra]
+        print(f"`python benchmarks/{name}{''.join(' ' + a for a in extra)}`\n", flush=True)
+        took = time.perf_counter()
+        code = subprocess.run(command, check=False).returncode
+        print(f"\n({name}: {time.perf_counter() - took:.0f} s"
+              f"{'' if code == 0 else f', FAILED with exit code {code}'})\n", flush=True)
+        if code != 0:
+            failed.append(name)
+    print(f"All benchmarks: {time.perf_counter() - started:.0f} s"
+          f"{'; failed: ' + ', '.join(failed) if failed else ''}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
