@@ -11,7 +11,7 @@ import itertools
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Final, TypeVar
@@ -190,7 +190,7 @@ def error_class(http_status: int, code: int | str | None) -> type[APIError]:
         return NotFoundError
     if http_status == 429:
         return RateLimitError
-    if http_status >= 500 or code == TRANSIENT_CODE:
+    if http_status >= 500 or (code == TRANSIENT_CODE and not 300 <= http_status < 400):
         return ServerError
     return APIError
 
@@ -200,6 +200,8 @@ def is_retryable(error: BaseException) -> bool:
     if isinstance(error, TransportError):
         return True
     if isinstance(error, APIError):
+        if 300 <= error.http_status < 400:  # a redirect is never followed, nor retried
+            return False
         return error.http_status in RETRYABLE_STATUSES or error.code == TRANSIENT_CODE
     return False
 
@@ -439,11 +441,6 @@ def x_date_rejected_for_clock(sent_x_date: str | None, date_header: str | None) 
     return sent > server_now or server_now - sent > X_DATE_WINDOW
 
 
-def headers_summary(headers: Mapping[str, str]) -> dict[str, str]:
-    """A copy of request headers safe to log: the Authorization value is redacted."""
-    return {k: ("<redacted>" if k.lower() == "authorization" else v) for k, v in headers.items()}
-
-
 __all__ = [
     "API_PREFIX",
     "CANCEL_PATH",
@@ -454,7 +451,6 @@ __all__ = [
     "decode_job_id",
     "error_class",
     "format_x_date",
-    "headers_summary",
     "is_retryable",
     "job_path",
     "new_trace_id",

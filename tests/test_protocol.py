@@ -141,6 +141,9 @@ def test_retryable_errors() -> None:
     assert proto.is_retryable(api(400, 13000201))
     for status in (400, 401, 403, 404, 409):
         assert not proto.is_retryable(api(status))
+    for status in (301, 302, 307, 308):  # even with the transient code: never followed
+        assert not proto.is_retryable(api(status, 13000201))
+        assert type(api(status, 13000201)) is APIError
     assert not proto.is_retryable(ResponseDecodeError("x"))
     assert not proto.is_retryable(ValueError("x"))
 
@@ -229,8 +232,3 @@ def test_decode_job_id() -> None:
     for bad in (None, "", True, [1], {}):
         with pytest.raises(ResponseDecodeError):
             proto.decode_job_id(bad)
-
-
-def test_headers_summary_redacts_authorization() -> None:
-    summary = proto.headers_summary({"Authorization": "Bearer+secret", "X-User-Id": "u"})
-    assert summary == {"Authorization": "<redacted>", "X-User-Id": "u"}
