@@ -113,8 +113,7 @@ BASE = yarl.URL("https://intl.myhuaweicloud-koodrive.com")
 def test_no_accepted_job_id_can_change_the_path(job_id: str) -> None:
     try:
         proto.validate_job_id(job_id)
-    except InvalidJobIdError as exc:
-        assert isinstance(exc, ValueError)
+    except InvalidJobIdError:
         return
     path = proto.job_path(job_id)
     url = BASE.with_path(path, encoded=True)

@@ -111,14 +111,16 @@ async def test_tls_certificates_are_verified_by_default(
     url, ca = tls_server
     async with kd.KooDriveClient(url, user_id="u", auth=kd.TokenAuth("t"),
                                  retry=kd.RetryPolicy.disabled()) as client:
-        with pytest.raises(kd.TransportError, match="(?i)certificate"):
+        with pytest.raises(kd.TransportError, match=r"(?i)certificate"):
             await client.get_job("1")
     trusting = ssl.create_default_context()
     ca.configure_trust(trusting)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trusting)) as session:
-        async with kd.KooDriveClient(url, user_id="u", auth=kd.TokenAuth("t"),
-                                     session=session) as client:
-            detail = await client.get_job("1")
+    connector = aiohttp.TCPConnector(ssl=trusting)
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        kd.KooDriveClient(url, user_id="u", auth=kd.TokenAuth("t"), session=session) as client,
+    ):
+        detail = await client.get_job("1")
     assert detail.status is kd.JobStatus.COMPLETED
 
 
