@@ -981,7 +981,7 @@ def test_standalone_server_runs_until_interrupted() -> None:
     )
     try:
         assert process.stdout is not None
-        banner = [process.stdout.readline() for _ in range(7)]
+        banner = [process.stdout.readline() for _ in range(11)]
         base_url = banner[0].rsplit(" ", 1)[-1].strip()
         assert base_url.startswith("http://127.0.0.1:")
         request = urllib.request.Request(
@@ -1004,7 +1004,8 @@ def test_standalone_server_runs_until_interrupted() -> None:
     assert err == ""
     assert "token          T1" in banner[2]
     assert "curl" in banner[5]
-    assert banner[6] == "Press Ctrl-C to stop.\n"
+    assert "    export KOODRIVE_TOKEN=T1\n" in banner  # for the koodrive-async command line
+    assert banner[10] == "Press Ctrl-C to stop.\n"
     assert "stopped" in out
 
 

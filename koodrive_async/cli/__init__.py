@@ -1,0 +1,133 @@
+"""``koodrive-async``: the command line of koodrive_async.
+
+Commands: get, wait, list, create, cancel, download, emulator, demo (``--help`` on each).
+It needs the ``cli`` extra (rich, for the bars): ``pip install 'koodrive-async[cli]'``.
+
+Exit codes: 0 all ok; 1 API or transport error; 2 usage error; 3 timeout; 4 a job ended
+canceled or with failed files; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+from ._exit import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_JOB,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    CliError,
+)
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_JOB",
+    "EXIT_OK",
+    "EXIT_TIMEOUT",
+    "EXIT_USAGE",
+    "main",
+]
+
+PROG = "koodrive-async"
+_MISSING_RICH = (
+    "error: the koodrive-async command line needs rich: pip install 'koodrive-async[cli]'"
+)
+
+
+def _isatty(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to the sys.stderr of the moment: while bars are drawn, rich's proxy of it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def _log_to_stderr() -> None:
+    # The library logs a failed CancelJob-on-exit as a warning: the user must see that.
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
+    logger = logging.getLogger("koodrive_async")
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+
+
+async def _run(args: object, env: Mapping[str, str]) -> int:
+    from koodrive_async.errors import KooDriveError, WaitTimeoutError
+
+    from ._commands import COMMANDS, Output, cmd_download
+    from ._config import resolve
+
+    assert hasattr(args, "command")
+    out = Output(
+        json=bool(getattr(args, "json", False)),
+        fancy=_isatty(sys.stdout),
+        bars=_isatty(sys.stderr) and not getattr(args, "no_progress", False),
+    )
+    try:
+        if args.command == "download":
+            return await cmd_download(args, env, out)  # type: ignore[arg-type]
+        if args.command == "demo":
+            from ._demo import run_demo
+
+            return await run_demo(args, out)  # type: ignore[arg-type]
+        return await COMMANDS[args.command](args, resolve(args, env), out)  # type: ignore[arg-type]
+    except CliError as exc:
+        out.note(f"error: {exc}")
+        return exc.code
+    except WaitTimeoutError as exc:
+        out.note(f"error: {exc}")
+        return EXIT_TIMEOUT
+    except KooDriveError as exc:
+        out.note(f"error: {exc}")
+        return EXIT_ERROR
+    except ValueError as exc:  # refused by the library before any request
+        out.note(f"error: {exc}")
+        return EXIT_USAGE
+    except OSError as exc:
+        out.note(f"error: {exc}")
+        return EXIT_ERROR
+
+
+def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None) -> int:
+    """Run the command line and return its exit code (the console script exits with it).
+
+    Args:
+        argv: The arguments (default ``sys.argv[1:]``).
+        env: The environment to read settings from (default ``os.environ``).
+    """
+    if importlib.util.find_spec("rich") is None:
+        print(_MISSING_RICH, file=sys.stderr)
+        return EXIT_ERROR
+    from ._parser import build_parser
+
+    parser, commands = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv and not argv[0].startswith("-") else None
+    if command == "emulator":
+        from koodrive_async.testing._serve import main as serve
+
+        return serve(argv[1:], prog=f"{PROG} emulator")
+    if command not in commands:
+        parser.parse_args(argv)  # --help, --version, or a usage error: exits
+        return EXIT_USAGE
+    args = commands[command].parse_intermixed_args(argv[1:])
+    args.command = command
+    _log_to_stderr()
+    try:
+        return asyncio.run(_run(args, os.environ if env is None else env))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,90 @@
+"""Where the command line finds its settings: flags first, then the environment.
+
+Secrets (the token, the app secret) are read here and handed to the client; they never appear
+in a message, a repr or ``--json`` output.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from typing import Final
+
+import attrs
+
+from koodrive_async.auth import AppAuth, TokenAuth
+
+from ._exit import UsageError
+
+__all__ = ["ENV_APP_ID", "ENV_APP_SECRET", "ENV_BASE_URL", "ENV_TOKEN", "ENV_USER_ID",
+           "Settings", "add_arguments", "resolve"]
+
+ENV_BASE_URL: Final = "KOODRIVE_BASE_URL"
+ENV_USER_ID: Final = "KOODRIVE_USER_ID"
+ENV_TOKEN: Final = "KOODRIVE_TOKEN"
+ENV_APP_ID: Final = "KOODRIVE_APP_ID"
+ENV_APP_SECRET: Final = "KOODRIVE_APP_SECRET"
+
+
+@attrs.frozen
+class Settings:
+    """What a KooDriveClient needs; ``auth`` holds the secret and never prints it."""
+
+    base_url: str
+    user_id: str
+    auth: TokenAuth | AppAuth = attrs.field(repr=False)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the connection flags to a command that talks to the API."""
+    group = parser.add_argument_group(
+        "connection (flags win over the environment variables named)"
+    )
+    group.add_argument("--base-url", metavar="URL", help=f"service root (${ENV_BASE_URL})")
+    group.add_argument("--user-id", metavar="ID", help=f"KooDrive user id (${ENV_USER_ID})")
+    group.add_argument(
+        "--token", metavar="TOKEN",
+        help=f"access token (${ENV_TOKEN}; prefer the variable: flags show in ps)",
+    )
+    group.add_argument("--app-id", metavar="ID", help=f"app id for app auth (${ENV_APP_ID})")
+    group.add_argument(
+        "--app-secret", metavar="SECRET", help=f"app secret for app auth (${ENV_APP_SECRET})"
+    )
+
+
+def _pick(flag_value: str | None, env: Mapping[str, str], name: str) -> str | None:
+    value = flag_value if flag_value is not None else env.get(name)
+    value = value.strip() if value is not None else None
+    return value or None
+
+
+def resolve(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
+    """The settings from the parsed flags and the environment.
+
+    Raises:
+        UsageError: A setting is missing, naming the flag and the variable that give it.
+    """
+    base_url = _pick(args.base_url, env, ENV_BASE_URL)
+    if base_url is None:
+        raise UsageError(f"no base URL: pass --base-url or set {ENV_BASE_URL}")
+    user_id = _pick(args.user_id, env, ENV_USER_ID)
+    if user_id is None:
+        raise UsageError(f"no user id: pass --user-id or set {ENV_USER_ID}")
+    token = _pick(args.token, env, ENV_TOKEN)
+    app_id = _pick(args.app_id, env, ENV_APP_ID)
+    app_secret = _pick(args.app_secret, env, ENV_APP_SECRET)
+    auth: TokenAuth | AppAuth
+    if token is not None:
+        auth = TokenAuth(token)
+    elif app_id is not None and app_secret is not None:
+        auth = AppAuth(app_id, app_secret)
+    elif app_id is not None:
+        raise UsageError(f"no app secret for the app id: pass --app-secret or set {ENV_APP_SECRET}")
+    elif app_secret is not None:
+        raise UsageError(f"no app id for the app secret: pass --app-id or set {ENV_APP_ID}")
+    else:
+        raise UsageError(
+            f"no credentials: pass --token or set {ENV_TOKEN}"
+            f" (or --app-id and --app-secret, {ENV_APP_ID} and {ENV_APP_SECRET})"
+        )
+    return Settings(base_url=base_url, user_id=user_id, auth=auth)
