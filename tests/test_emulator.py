@@ -762,7 +762,7 @@ async def test_in_flight_counts_concurrent_handlers(
     emu: KooDriveEmulator, session: aiohttp.ClientSession
 ) -> None:
     job_id = emu.add_job()
-    emu.inject(Fault.delay(0.05), times=None)
+    emu.inject(Fault.delay(0.3), times=None)  # long enough for all six to be in at once
     results = await asyncio.gather(
         *(call(session, emu, "GET", f"{API}/{job_id}") for _ in range(6))
     )

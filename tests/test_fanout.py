@@ -48,10 +48,11 @@ def real_client(emu: KooDriveEmulator, **options: object) -> kd.KooDriveClient:
 
 async def test_1000_lookups_never_exceed_the_concurrency(emulator: KooDriveEmulator) -> None:
     ids = [emulator.add_job() for _ in range(1000)]
-    emulator.inject(Fault.delay(0.002), times=None)  # keep requests in flight long enough
+    emulator.inject(Fault.delay(0.01), times=None)  # keep requests in flight long enough
     async with real_client(emulator) as client:
         outcomes = [item async for item in client.get_jobs(ids, concurrency=20)]
-    assert emulator.max_in_flight == 20
+    assert emulator.max_in_flight <= 20
+    assert emulator.max_in_flight >= 10, "the bound was used, not a much lower one"
     assert sorted(job_id for job_id, _ in outcomes) == sorted(ids)
     assert all(isinstance(o, kd.JobDetail) and o.job_info.task_id == i  # type: ignore[union-attr]
                for i, o in outcomes)
@@ -204,7 +205,7 @@ async def test_breaking_out_of_waits_stops_them(live: KooDriveEmulator) -> None:
         assert client_tasks() - before == set()
         # A request sent just before leaving may still be arriving: let it land, then none.
         await eventually(lambda: emulator.in_flight == 0)
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
         count = len(emulator.requests)
         await asyncio.sleep(0.2)
         assert len(emulator.requests) == count, "no poll after leaving"
