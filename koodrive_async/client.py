@@ -113,7 +113,7 @@ class KooDriveClient(SessionClient):
             sleep=self.sleep,
         )
 
-    def _slots(self, concurrency: int) -> int:
+    def _bounded_concurrency(self, concurrency: int) -> int:
         # More requests in flight than the pool holds would only queue inside aiohttp, where
         # queued requests starve (p99 in seconds): the bound must be the pool's size at most.
         fanout.check_concurrency(concurrency)
@@ -148,8 +148,7 @@ class KooDriveClient(SessionClient):
             ValueError: ``concurrency`` below 1, at once.
         """
         return fanout.get_jobs(
-            self, job_ids, concurrency=self._slots(concurrency), timeout=timeout,
-            clock=self.clock,
+            self, job_ids, concurrency=self._bounded_concurrency(concurrency), timeout=timeout
         )
 
     def wait_for_jobs(
@@ -185,7 +184,7 @@ class KooDriveClient(SessionClient):
         """
         fanout.check_concurrency(max_waits, "max_waits")
         return fanout.wait_for_jobs(
-            self, job_ids, concurrency=self._slots(concurrency), max_waits=max_waits,
+            self, job_ids, concurrency=self._bounded_concurrency(concurrency), max_waits=max_waits,
             timeout=timeout, poll=poll, on_progress=on_progress, stall_timeout=stall_timeout,
             cancel_job_on_exit=cancel_job_on_exit, check=check, clock=self.clock,
             sleep=self.sleep,

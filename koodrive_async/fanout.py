@@ -1,9 +1,10 @@
 """Bounded fan-out: many lookups or waits at once, outcomes in completion order.
 
-Written against the public ``get_job`` / ``cancel_job`` of a JobSource. A semaphore bounds the
-requests in flight (a lookup holds a slot for its request and that request's retries; a wait
-between polls holds none), ids are read from the iterable only as work can start, and each
-distinct id ends in exactly one outcome: its result, or the KooDriveError that ended it.
+Written against the public ``get_job`` / ``cancel_job`` of a JobSource. Lookups run on at most
+``concurrency`` workers (one request and its retries each); waits share a semaphore of
+``concurrency`` request slots (a wait sleeping between polls holds none). Ids are read from the
+iterable only as work can start, and each distinct id ends in exactly one outcome: its result,
+or the KooDriveError that ended it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+# Marks the end of the ids: None could be an (invalid) id the caller must hear about.
+_END: Final[Any] = object()
 
 #: Requests in flight at most, by default.
 DEFAULT_CONCURRENCY: Final = 64
@@ -98,25 +101,25 @@ async def _fan_out(
     workers: set[asyncio.Task[None]] = set()
     exhausted = False
 
-    def take() -> str | None:
+    def take() -> Any:
         nonlocal exhausted
         while not exhausted:
-            job_id = next(ids, None)
-            if job_id is None:
+            job_id = next(ids, _END)
+            if job_id is _END:
                 exhausted = True
             elif not isinstance(job_id, str):
                 return job_id  # refused by ``work`` as an InvalidJobIdError outcome
             elif job_id not in seen:  # asked twice: looked up once, answered once
                 seen.add(job_id)
                 return job_id
-        return None
+        return _END
 
     async def worker() -> None:
         try:
             while True:
                 await slots.acquire()
                 job_id = take()
-                if job_id is None:
+                if job_id is _END:
                     slots.release()
                     return
                 if len(workers) < max_active and not exhausted:
@@ -156,7 +159,6 @@ async def get_jobs(
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     timeout: float | None = None,
-    clock: Clock,
 ) -> AsyncIterator[tuple[str, JobDetail | KooDriveError]]:
     """Look up many jobs; see ``KooDriveClient.get_jobs``."""
     check_concurrency(concurrency)
@@ -164,7 +166,7 @@ async def get_jobs(
     # get_job validates the id (InvalidJobIdError): a partial spares a frame per lookup.
     lookup = functools.partial(source.get_job, total_timeout=timeout)
 
-    # Lookups hold a slot from start to end: the task count is the bound.
+    # A lookup holds its worker from start to end: the worker count is the bound.
     async with aclosing(_fan_out(job_ids, lookup, max_active=concurrency)) as outcomes:
         async for item in outcomes:
             yield item

@@ -63,9 +63,11 @@ async def test_unknown_and_invalid_ids_are_outcomes_beside_successes(
     emulator: KooDriveEmulator, client: kd.KooDriveClient
 ) -> None:
     good = [emulator.add_job() for _ in range(5)]
-    ids = [*good, "404", "../jobs", "", "405", good[0], "404"]
-    outcomes = dict([item async for item in client.get_jobs(ids, concurrency=3)])
-    assert set(outcomes) == {*good, "404", "405", "../jobs", ""}
+    ids = [*good, "404", "../jobs", "", None, 7, "405", good[0], "404"]
+    outcomes = dict([item async for item in client.get_jobs(ids, concurrency=3)])  # type: ignore[arg-type]
+    assert set(outcomes) == {*good, "404", "405", "../jobs", "", None, 7}
+    assert isinstance(outcomes[None], kd.InvalidJobIdError)  # type: ignore[index]
+    assert isinstance(outcomes[7], kd.InvalidJobIdError)  # type: ignore[index]
     assert all(isinstance(outcomes[i], kd.JobDetail) for i in good)
     assert isinstance(outcomes["404"], kd.NotFoundError)
     assert isinstance(outcomes["405"], kd.NotFoundError)
