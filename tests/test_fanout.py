@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import random
+import sys
 import tracemalloc
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -289,6 +290,8 @@ class _Forever:
 
 async def test_memory_per_waiting_job_under_4_kib() -> None:
     """Everything a job costs while it sleeps between polls: task, frames, schedule, timer."""
+    if sys.gettrace() is not None:
+        pytest.skip("a tracer (coverage) holds frames alive: memory is not the client's then")
     n = 2000
     source = _Forever()
     ids = [str(1309243162258308352 + i) for i in range(n)]
