@@ -136,7 +136,24 @@ class InvalidJobIdError(KooDriveError, ValueError):
     """
 
 
-class WaitTimeoutError(KooDriveError, TimeoutError):
+class _WaitEnded(KooDriveError):
+    """A wait that stopped before the job ended: what it saw, and how to resume it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: str,
+        last: JobDetail | None = None,
+        state: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.last = last
+        self.state = state
+
+
+class WaitTimeoutError(_WaitEnded, TimeoutError):
     """The wait's deadline passed before the job ended.
 
     Attributes:
@@ -145,21 +162,8 @@ class WaitTimeoutError(KooDriveError, TimeoutError):
         state: A JSON-serialisable dict that ``wait_for_job(..., resume=state)`` accepts.
     """
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        job_id: str,
-        last: JobDetail | None = None,
-        state: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.job_id = job_id
-        self.last = last
-        self.state = state
 
-
-class JobStalledError(KooDriveError):
+class JobStalledError(_WaitEnded):
     """Neither progress nor status changed for ``stall_timeout`` seconds.
 
     Attributes:
@@ -167,19 +171,6 @@ class JobStalledError(KooDriveError):
         last: The last JobDetail seen.
         state: A JSON-serialisable dict that ``wait_for_job(..., resume=state)`` accepts.
     """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        job_id: str,
-        last: JobDetail | None = None,
-        state: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.job_id = job_id
-        self.last = last
-        self.state = state
 
 
 class JobCanceledError(KooDriveError):
