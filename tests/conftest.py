@@ -29,6 +29,12 @@ class VirtualTime:
         await asyncio.sleep(0)
 
 
+def client_tasks() -> set[asyncio.Task[object]]:
+    """Tasks of this loop but the emulator's (aiohttp.web serves in the same loop)."""
+    return {t for t in asyncio.all_tasks()
+            if "aiohttp/web" not in t.get_coro().cr_code.co_filename}  # type: ignore[union-attr]
+
+
 async def eventually(condition: Callable[[], bool], *, within: float = 5.0) -> None:
     """Wait (real time, bounded) until ``condition()`` holds; fail the test if it never does."""
     for _ in range(int(within / 0.005)):

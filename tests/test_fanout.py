@@ -17,17 +17,11 @@ import koodrive_async as kd
 from koodrive_async import fanout
 from koodrive_async.testing import Fault, KooDriveEmulator
 
-from .conftest import VirtualTime, eventually
+from .conftest import VirtualTime, client_tasks, eventually
 
 # Real time, kept short: many waits share one clock, so virtual sleeps cannot stand in.
 FAST = kd.PollPolicy(initial_interval=0.02, min_interval=0.01, max_fallback_interval=0.2,
                      max_interval=0.5)
-
-
-def client_tasks() -> set[asyncio.Task[object]]:
-    """Tasks of this loop but the emulator's (aiohttp.web serves in the same loop)."""
-    return {t for t in asyncio.all_tasks()
-            if "aiohttp/web" not in t.get_coro().cr_code.co_filename}  # type: ignore[union-attr]
 
 
 async def no_sleep(_: float) -> None:

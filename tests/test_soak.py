@@ -6,7 +6,6 @@ Short in CI; longer by hand, e.g.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import os
 import random
@@ -17,7 +16,7 @@ from typing import Any
 import koodrive_async as kd
 from koodrive_async.testing import FaultKind, KooDriveEmulator
 
-from .conftest import eventually
+from .conftest import client_tasks, eventually
 
 JOBS = int(os.environ.get("KOODRIVE_SOAK_JOBS", "2000"))
 SEED = int(os.environ.get("KOODRIVE_SOAK_SEED", "1"))
@@ -84,13 +83,8 @@ async def _wait_all(emulator: KooDriveEmulator, ids: list[str], jump_clock: bool
     return outcomes
 
 
-def _client_tasks() -> set[asyncio.Task[Any]]:
-    return {t for t in asyncio.all_tasks()
-            if "aiohttp/web" not in t.get_coro().cr_code.co_filename}  # type: ignore[union-attr]
-
-
 async def test_soak_under_random_faults() -> None:
-    before = _client_tasks()
+    before = client_tasks()
     # The fault-free run: the same population, for the request count to compare with.
     async with KooDriveEmulator() as clean:
         _populate(clean, random.Random(SEED))
@@ -137,7 +131,7 @@ async def test_soak_under_random_faults() -> None:
     quarter, half, end = memory
     assert quarter < JOBS * 16 * 1024 and half < JOBS * 16 * 1024, memory
     assert half < quarter * 1.5 + 1024 * 1024, memory
-    assert _client_tasks() - before == set(), "nothing left running"
+    assert client_tasks() - before == set(), "nothing left running"
     print(
         f"\nsoak: {JOBS} jobs, seed {SEED}; faults injected {sum(faults.values())} "
         f"({', '.join(f'{k}: {v}' for k, v in sorted(faults.items()))}); "

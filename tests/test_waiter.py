@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -14,7 +15,7 @@ import pytest
 import koodrive_async as kd
 from koodrive_async.testing import Fault, KooDriveEmulator
 
-from .conftest import VirtualTime, eventually, make_client
+from .conftest import VirtualTime, client_tasks, eventually, make_client
 
 
 async def test_completed_package_download_hands_back_a_working_url(
@@ -334,3 +335,19 @@ async def test_bad_arguments_are_refused_before_any_request(
         async for _ in client.watch_job(job_id, timeout=0):
             pass
     assert emulator.requests == []
+
+
+async def test_leaving_watch_job_early_stops_its_polling(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient
+) -> None:
+    job_id = emulator.add_job(pending_for=0, duration=1000)
+    before = client_tasks()
+    async with contextlib.aclosing(client.watch_job(job_id)) as snapshots:
+        async for snapshot in snapshots:
+            assert snapshot.status is kd.JobStatus.PROCESSING
+            break
+    assert client_tasks() - before == set(), "the poll loop's task is gone"
+    polls = len(emulator.requests)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert len(emulator.requests) == polls
