@@ -15,7 +15,7 @@ import enum
 import functools
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import attrs
 import cattrs
@@ -38,7 +38,6 @@ from .models import (
 
 __all__ = ["make_converter", "wire_name"]
 
-T = TypeVar("T")
 
 # Wire names that are not the camelCase of the attribute name.
 _IRREGULAR_NAMES: Final[Mapping[tuple[type, str], str]] = {
