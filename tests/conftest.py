@@ -29,6 +29,21 @@ class VirtualTime:
         await asyncio.sleep(0)
 
 
+class TokenSequence:
+    """An async token provider handing out ``tokens`` in order, all accepted by ``emulator``;
+    ``calls`` counts how often the client asked."""
+
+    def __init__(self, emulator: KooDriveEmulator, *tokens: str) -> None:
+        self._tokens = iter(tokens)
+        self.calls = 0
+        for token in tokens:
+            emulator.add_token(token)
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        return next(self._tokens)
+
+
 def client_tasks() -> set[asyncio.Task[object]]:
     """Tasks of this loop but the emulator's (aiohttp.web serves in the same loop)."""
     return {t for t in asyncio.all_tasks()

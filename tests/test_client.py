@@ -16,7 +16,7 @@ import koodrive_async as kd
 from koodrive_async import _protocol as proto
 from koodrive_async.testing import Fault, KooDriveEmulator
 
-from .conftest import VirtualTime, make_client
+from .conftest import TokenSequence, VirtualTime, make_client
 
 SEED_BYTES = (Path(__file__).parent / "data" / "seed_job_detail.json").read_bytes()
 JOB_PATH = "/koodrive/ose/v1/1309243162258308352"
@@ -204,24 +204,15 @@ async def test_a_wrong_app_secret_is_an_authentication_error(
 async def test_token_provider_asked_again_after_a_401(
     emulator: KooDriveEmulator, vt: VirtualTime
 ) -> None:
-    tokens = iter(["old-token", "new-token"])
-    calls = 0
-
-    async def provider() -> str:
-        nonlocal calls
-        calls += 1
-        return next(tokens)
-
-    emulator.add_token("old-token")
-    emulator.add_token("new-token")
+    provider = TokenSequence(emulator, "old-token", "new-token")
     async with make_client(emulator, vt, auth=kd.TokenAuth(provider)) as client:
         job_id = emulator.add_job()
         await client.get_job(job_id)
         await client.get_job(job_id)
-        assert calls == 1, "the token is cached between requests"
+        assert provider.calls == 1, "the token is cached between requests"
         emulator.revoke_token("old-token")
         await client.get_job(job_id)
-    assert calls == 2
+    assert provider.calls == 2
     assert [r.headers["Authorization"] for r in emulator.requests] == [
         "Bearer+old-token", "Bearer+old-token", "Bearer+old-token", "Bearer+new-token",
     ]

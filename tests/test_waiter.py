@@ -15,7 +15,7 @@ import pytest
 import koodrive_async as kd
 from koodrive_async.testing import Fault, KooDriveEmulator
 
-from .conftest import VirtualTime, client_tasks, eventually, make_client
+from .conftest import TokenSequence, VirtualTime, client_tasks, eventually, make_client
 
 
 async def test_completed_package_download_hands_back_a_working_url(
@@ -262,16 +262,7 @@ async def test_definitive_errors_end_the_wait(
 
 
 async def test_token_rotation_mid_wait(emulator: KooDriveEmulator, vt: VirtualTime) -> None:
-    tokens = iter(["token-1", "token-2"])
-    calls = 0
-
-    async def provider() -> str:
-        nonlocal calls
-        calls += 1
-        return next(tokens)
-
-    emulator.add_token("token-1")
-    emulator.add_token("token-2")
+    provider = TokenSequence(emulator, "token-1", "token-2")
     job_id = emulator.add_job(duration=200)
 
     def expire(detail: kd.JobDetail) -> None:
@@ -280,7 +271,7 @@ async def test_token_rotation_mid_wait(emulator: KooDriveEmulator, vt: VirtualTi
 
     async with make_client(emulator, vt, auth=kd.TokenAuth(provider)) as client:
         result = await client.wait_for_job(job_id, on_progress=expire)
-    assert result.ok and calls == 2
+    assert result.ok and provider.calls == 2
     statuses = [r.headers["Authorization"] for r in emulator.requests]
     assert statuses[0] == "Bearer+token-1" and statuses[-1] == "Bearer+token-2"
 
