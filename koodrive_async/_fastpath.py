@@ -16,7 +16,7 @@ import enum
 import types
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Final, Union, get_args, get_origin
 
 import attrs
 
@@ -58,12 +58,16 @@ def _field_kind(cls: type, field: attrs.Attribute[Any], overrides: Mapping[tuple
     raise TypeError(f"no fast path for {cls.__name__}.{field.name}: {hint!r}")
 
 
+# Kinds taken as they are when of this exact JSON type (digit strings for ints go the slow
+# way, which converts them).
+_PLAIN_TYPES: Final = {"str": "str", "int": "int", "int_or_str": "int", "mapping": "dict"}
+
+
 def _check(name: str, kind: str, detail: Any, namespace: dict[str, Any]) -> list[str]:
     """Lines that leave the structured value of wire value ``name`` in ``name``."""
-    if kind == "str":
-        return [f"    if {name} is not None and type({name}) is not str: raise Fallback"]
-    if kind in ("int", "int_or_str"):  # digit strings go the slow way, which converts them
-        return [f"    if {name} is not None and type({name}) is not int: raise Fallback"]
+    plain = _PLAIN_TYPES.get(kind)
+    if plain is not None:
+        return [f"    if {name} is not None and type({name}) is not {plain}: raise Fallback"]
     if kind == "enum":
         members = f"_members_{detail.__name__}"
         namespace[members] = detail._value2member_map_
@@ -81,8 +85,6 @@ def _check(name: str, kind: str, detail: Any, namespace: dict[str, Any]) -> list
             f"        if type({name}) is not int: raise Fallback",
             f"        {name} = epoch_millis({name})",
         ]
-    if kind == "mapping":
-        return [f"    if {name} is not None and type({name}) is not dict: raise Fallback"]
     if kind == "model":
         return [f"    if {name} is not None: {name} = fast_{detail.__name__}({name})"]
     if kind == "models":
