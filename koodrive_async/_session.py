@@ -33,6 +33,7 @@ from .config import (
 from .errors import (
     APIError,
     AuthenticationError,
+    ConnectError,
     KooDriveError,
     RateLimitError,
     RequestTimeoutError,
@@ -77,10 +78,6 @@ class _Retry:
             next(self._ceilings)  # the generator's first value only primes it
         ceiling = next(self._ceilings)
         return backoff.full_jitter(ceiling) if self.policy.jitter else ceiling
-
-
-class _NotSent(TransportError):
-    """A connection failure before any byte of the request left: safe to retry anything."""
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -509,7 +506,7 @@ class SessionClient:
         policy = retry.policy
         if not proto.is_retryable(exc) or retry.attempts >= policy.max_attempts:
             return None
-        if not idempotent and not isinstance(exc, _NotSent | RateLimitError):
+        if not idempotent and not isinstance(exc, ConnectError | RateLimitError):
             return None
         retry_after = exc.retry_after if isinstance(exc, APIError) else None
         if retry_after is not None:
@@ -591,7 +588,7 @@ class SessionClient:
                 f"{method} {path}: no answer within {timeout} s (trace id {trace_id})"
             ) from None
         except aiohttp.ClientConnectorError as exc:
-            raise _NotSent(f"{method} {path}: cannot connect: {exc.os_error}") from None
+            raise ConnectError(f"{method} {path}: cannot connect: {exc.os_error}") from None
         except aiohttp.ClientError as exc:
             raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
         self._learn_clock(date_header)

@@ -3,7 +3,8 @@
 ::
 
     KooDriveError
-    ├── TransportError              no HTTP answer (refused, reset, DNS, TLS ...)
+    ├── TransportError              no HTTP answer (reset, timeout, framing ...)
+    │   ├── ConnectError            the connection could not be opened: nothing was sent
     │   └── RequestTimeoutError     no answer in time; also a TimeoutError
     ├── APIError                    .http_status .code .msg .trace_id .retry_after
     │   ├── BadRequestError         400
@@ -13,8 +14,12 @@
     │   └── ServerError             5xx, and the transient business code 13000201
     ├── ResponseDecodeError         a 2xx answer that is not the documented shape
     ├── InvalidJobIdError           a job id that could change the path; also a ValueError
-    ├── WaitTimeoutError            the wait's deadline passed; also a TimeoutError
-    ├── JobStalledError             no change of progress or status for stall_timeout
+    ├── TokenProviderError          the token provider raised, timed out or gave no usable token
+    ├── ClientClosedError           a call on a closed client; also a RuntimeError
+    ├── CallbackError               an on_progress / on_checkpoint callback raised
+    ├── WaitEndedError              a wait stopped before the job ended: .job_id .last .state
+    │   ├── WaitTimeoutError        the wait's deadline passed; also a TimeoutError
+    │   └── JobStalledError         no change of progress or status for stall_timeout
     ├── JobCanceledError            raise_for_outcome() on a canceled job
     └── JobFailedError              raise_for_outcome() on a job with failed files
 
@@ -32,6 +37,9 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "CallbackError",
+    "ClientClosedError",
+    "ConnectError",
     "InvalidJobIdError",
     "JobCanceledError",
     "JobFailedError",
@@ -42,7 +50,9 @@ __all__ = [
     "RequestTimeoutError",
     "ResponseDecodeError",
     "ServerError",
+    "TokenProviderError",
     "TransportError",
+    "WaitEndedError",
     "WaitTimeoutError",
 ]
 
@@ -53,6 +63,11 @@ class KooDriveError(Exception):
 
 class TransportError(KooDriveError):
     """The request got no HTTP answer: connection refused or dropped, DNS, TLS."""
+
+
+class ConnectError(TransportError):
+    """The connection could not be opened (refused, DNS, TLS): the request certainly did not
+    leave, so any request, a CreateJob included, is safe to send again."""
 
 
 class RequestTimeoutError(TransportError, TimeoutError):
@@ -136,7 +151,30 @@ class InvalidJobIdError(KooDriveError, ValueError):
     """
 
 
-class _WaitEnded(KooDriveError):
+class TokenProviderError(KooDriveError):
+    """The token provider raised, ran past the call's time, or returned something that is not
+    a usable token (empty, not a str, a control character). ``__cause__`` holds the
+    provider's own exception. Not cached: the next request asks the provider again."""
+
+
+class ClientClosedError(KooDriveError, RuntimeError):
+    """A call on a closed client, or one in flight when it was closed."""
+
+
+class CallbackError(KooDriveError):
+    """An ``on_progress`` or ``on_checkpoint`` callback raised; ``__cause__`` holds its
+    exception. In a fan-out it is that job's outcome, never the end of the stream.
+
+    Attributes:
+        job_id: The job whose wait called the callback.
+    """
+
+    def __init__(self, message: str, *, job_id: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
+class WaitEndedError(KooDriveError):
     """A wait that stopped before the job ended: what it saw, and how to resume it."""
 
     def __init__(
@@ -153,7 +191,7 @@ class _WaitEnded(KooDriveError):
         self.state = state
 
 
-class WaitTimeoutError(_WaitEnded, TimeoutError):
+class WaitTimeoutError(WaitEndedError, TimeoutError):
     """The wait's deadline passed before the job ended.
 
     Attributes:
@@ -163,7 +201,7 @@ class WaitTimeoutError(_WaitEnded, TimeoutError):
     """
 
 
-class JobStalledError(_WaitEnded):
+class JobStalledError(WaitEndedError):
     """Neither progress nor status changed for ``stall_timeout`` seconds.
 
     Attributes:
