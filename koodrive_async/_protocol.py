@@ -48,6 +48,8 @@ CANCEL_PATH: Final = API_PREFIX + "cancel"
 TRANSIENT_CODE: Final = 13000201
 #: HTTP statuses worth retrying: timeout, rate limit, server errors.
 RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
+#: HTTP statuses whose ``Retry-After`` is honoured (a pause asked with another is ignored).
+RETRY_AFTER_STATUSES: Final = frozenset({429, 503})
 #: The service rejects an X-Date older than this, in seconds.
 X_DATE_WINDOW: Final = 15 * 60
 TRACE_ID_LENGTH: Final = 58
@@ -445,6 +447,7 @@ __all__ = [
     "API_PREFIX",
     "CANCEL_PATH",
     "JOBS_PATH",
+    "RETRY_AFTER_STATUSES",
     "api_error",
     "create_job_body",
     "decode_envelope",

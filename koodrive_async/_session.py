@@ -29,15 +29,19 @@ from .config import (
     USE_CLIENT_DEFAULT,
     RetryPolicy,
     UseClientDefault,
+    check_header_value,
+    check_seconds,
 )
 from .errors import (
     APIError,
     AuthenticationError,
+    ClientClosedError,
     ConnectError,
     KooDriveError,
     RateLimitError,
     RequestTimeoutError,
     ResponseDecodeError,
+    TokenProviderError,
     TransportError,
 )
 from .models import FileRef, JobDetail, JobInfo, JobStatus, TaskType
@@ -78,6 +82,13 @@ class _Retry:
             next(self._ceilings)  # the generator's first value only primes it
         ceiling = next(self._ceilings)
         return backoff.full_jitter(ceiling) if self.policy.jitter else ceiling
+
+
+def _check_count(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value!r}")
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -136,18 +147,17 @@ class SessionClient:
         self._base = _check_base_url(base_url, allow_insecure_http=allow_insecure_http)
         if not isinstance(user_id, str) or not user_id.strip():
             raise ValueError("user_id is required (the KooDrive user id sent as X-User-Id)")
+        check_header_value("user_id", user_id)
+        if language is not None:
+            check_header_value("language", language)
         if not isinstance(auth, TokenAuth | AppAuth):
             raise TypeError(f"auth must be TokenAuth or AppAuth, not {type(auth).__name__}")
-        if timeout is not None and not timeout > 0:
-            raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
-        if max_connections < 1:
-            raise ValueError(f"max_connections must be >= 1, got {max_connections!r}")
-        if max_response_bytes < 1:
-            raise ValueError(f"max_response_bytes must be >= 1, got {max_response_bytes!r}")
+        _check_count("max_connections", max_connections)
+        _check_count("max_response_bytes", max_response_bytes)
         self._user_id = user_id.strip()
         self._auth = auth
         self._language = language
-        self._timeout = timeout
+        self._timeout = check_seconds("timeout", timeout)
         self._retry = retry if retry is not None else RetryPolicy()
         self._max_connections = max_connections
         self._session = session
@@ -161,7 +171,8 @@ class SessionClient:
         self._clock_offset = 0.0
         self._token_header: str | None = None
         self._token_generation = 0
-        self._token_lock = asyncio.Lock()
+        self._token_task: asyncio.Future[str] | None = None
+        self._token_waiters = 0
         self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
         self._cooldown_until = float("-inf")
         policy = self._retry
@@ -242,7 +253,7 @@ class SessionClient:
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
-            raise RuntimeError("this client is closed; create a new one")
+            raise ClientClosedError("this client is closed; create a new one")
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
             self._session = aiohttp.ClientSession(
@@ -428,11 +439,8 @@ class SessionClient:
     # -- one request, with retries ---------------------------------------------------------
 
     def _deadline(self, total_timeout: float | None) -> float | None:
-        if total_timeout is None:
-            return None
-        if not total_timeout > 0:
-            raise ValueError(f"total_timeout must be > 0 seconds or None, got {total_timeout!r}")
-        return self._clock() + total_timeout
+        seconds = check_seconds("total_timeout", total_timeout)
+        return None if seconds is None else self._clock() + seconds
 
     def _attempt_timeout(self, timeout: Timeout, deadline: float | None) -> float | None:
         limit = self._timeout if isinstance(timeout, UseClientDefault) else timeout
@@ -459,8 +467,8 @@ class SessionClient:
 
         ``deadline`` (on ``clock``) bounds every attempt and every wait between attempts.
         """
-        if isinstance(timeout, int | float) and not timeout > 0:
-            raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
+        if not isinstance(timeout, UseClientDefault):
+            timeout = check_seconds("timeout", timeout)
         payload = orjson.dumps(body) if body is not None else b""
         retry = _Retry(self._retry, self._clock())
         clock_retried = token_refreshed = False
@@ -468,13 +476,27 @@ class SessionClient:
             generation = self._token_generation
             try:
                 if self._cooldown_until > self._clock():
-                    await self._wait_for_cooldown(deadline)
+                    await self._wait_for_cooldown(retry, deadline)
                 data = await self._attempt(
                     method, path, query, payload, self._attempt_timeout(timeout, deadline),
                     extra_headers,
                 )
-            except AuthenticationError as exc:
-                # Rejected before any work was done: safe to send again, even a CreateJob.
+            except ClientClosedError:
+                raise
+            except KooDriveError as exc:
+                if self._closed:  # aclose() while this call was in flight
+                    raise ClientClosedError(f"{method} {path}: the client was closed") from exc
+                if isinstance(exc, APIError) and exc.retry_after:
+                    self._pause(exc.retry_after)
+                if not isinstance(exc, AuthenticationError):
+                    delay = self._retry_delay(exc, retry, deadline, idempotent=idempotent)
+                    if delay is None:
+                        raise
+                    logger.debug("%s %s: %s; retry %d in %.2f s", method, path, exc,
+                                 retry.attempts, delay)
+                    await self._sleep(delay)
+                    continue
+                # A 401 was answered before any work: safe to send again, even a CreateJob.
                 if exc.clock_skew and not clock_retried:
                     clock_retried = True
                     logger.info("%s %s: 401 explained by clock skew; retrying with X-Date "
@@ -483,18 +505,9 @@ class SessionClient:
                 if self._auth_refreshable and not token_refreshed:
                     token_refreshed = True
                     logger.info("%s %s: 401; asking the token provider again", method, path)
-                    await self._refresh_token(generation)
+                    self._refresh_token(generation)
                     continue
                 raise
-            except KooDriveError as exc:
-                if isinstance(exc, APIError) and exc.retry_after:
-                    self._cool_down(exc.retry_after)
-                delay = self._retry_delay(exc, retry, deadline, idempotent=idempotent)
-                if delay is None:
-                    raise
-                logger.debug("%s %s: %s; retry %d in %.2f s", method, path, exc,
-                             retry.attempts, delay)
-                await self._sleep(delay)
             else:
                 self._budget.succeeded(retry.spent)
                 return data
@@ -528,19 +541,30 @@ class SessionClient:
         retry.attempts += 1
         return delay
 
-    def _cool_down(self, seconds: float) -> None:
-        # The server asked for a pause: every request of this client waits it out, so the
-        # whole client slows down together instead of each caller hitting the limit again.
-        self._cooldown_until = max(self._cooldown_until, self._clock() + seconds)
+    def _pause(self, retry_after: float) -> None:
+        # The server asked for a pause (429 or 503 only): every request of this client waits
+        # it out, so the client slows down together instead of each caller hitting the limit
+        # again. Never longer than max_retry_after, on the monotonic clock from this answer.
+        until = self._clock() + min(retry_after, self._retry.max_retry_after)
+        self._cooldown_until = max(self._cooldown_until, until)
 
-    async def _wait_for_cooldown(self, deadline: float | None) -> None:
-        pause = self._cooldown_until - self._clock()
+    async def _wait_for_cooldown(self, retry: _Retry, deadline: float | None) -> None:
+        """Wait out the client-wide pause, or raise RateLimitError if it outlasts the call.
+
+        A call's time is its deadline, or else its retry policy's ``max_elapsed``: a pause
+        is never waited past either.
+        """
+        now = self._clock()
+        pause = self._cooldown_until - now
         if pause <= 0:
             return
-        if deadline is not None and self._clock() + pause >= deadline:
+        limit = retry.started + retry.policy.max_elapsed
+        if deadline is not None:
+            limit = min(limit, deadline)
+        if now + pause >= limit:
             raise RateLimitError(
-                f"the server asked this client to pause {pause:.1f} s more, past the deadline",
-                http_status=429, retry_after=pause,
+                f"the server asked this client to pause {pause:.1f} s more, past this call's"
+                " time", http_status=429, retry_after=pause,
             )
         await self._sleep(pause)
 
@@ -555,7 +579,16 @@ class SessionClient:
     ) -> Any:
         token = None
         if not isinstance(self._auth, AppAuth):
-            token = self._token_header or await self._fetch_token()
+            token = self._token_header
+            if token is None:
+                asked = self._clock()
+                token = await self._fetch_token(timeout)
+                if timeout is not None:  # the provider's time is the attempt's time
+                    timeout -= self._clock() - asked
+                    if timeout <= 0:
+                        raise RequestTimeoutError(
+                            f"{method} {path}: no time left after the token provider"
+                        )
         headers = self._headers(method, path, query, payload, token)
         if extra_headers:
             headers.update(extra_headers)
@@ -576,7 +609,9 @@ class SessionClient:
                 status = response.status
                 date_header = response.headers.get("Date")
                 retry_after_header = (
-                    response.headers.get("Retry-After") if status >= 300 else None
+                    response.headers.get("Retry-After")
+                    if status in proto.RETRY_AFTER_STATUSES
+                    else None
                 )
                 length = response.content_length
                 if length is not None and length <= self._max_response_bytes:
@@ -591,6 +626,12 @@ class SessionClient:
             raise ConnectError(f"{method} {path}: cannot connect: {exc.os_error}") from None
         except aiohttp.ClientError as exc:
             raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
+        except RuntimeError as exc:
+            if not session.closed:
+                raise
+            raise ClientClosedError(
+                f"{method} {path}: the client's aiohttp session is closed"
+            ) from exc
         self._learn_clock(date_header)
         retry_after = (
             proto.parse_retry_after(
@@ -672,19 +713,44 @@ class SessionClient:
             headers["Authorization"] = token
         return headers
 
-    async def _fetch_token(self) -> str:
-        async with self._token_lock:
-            if self._token_header is None:
-                assert isinstance(self._auth, TokenAuth)
-                self._token_header = self._auth.header_value(await self._auth.get_token())
-            return self._token_header
+    async def _fetch_token(self, timeout: float | None) -> str:
+        """The Authorization value, asking the provider once for all the calls that need it.
 
-    async def _refresh_token(self, seen_generation: int) -> None:
-        # Many requests may see the same 401 at once: only the first asks the provider.
-        async with self._token_lock:
-            if self._token_generation == seen_generation:
-                self._token_header = None
-                self._token_generation += 1
+        Each caller waits for the one question in flight within its own ``timeout``; the
+        question is dropped when the last caller stops waiting, so a provider that hangs
+        holds nobody past their time, and the next call asks again.
+        """
+        task = self._token_task
+        if task is None:
+            task = self._token_task = asyncio.ensure_future(self._ask_provider())
+        self._token_waiters += 1
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(task)
+        except TimeoutError:  # ours: the provider's own errors are TokenProviderError
+            raise TokenProviderError(
+                f"the token provider did not answer within {timeout:g} s"
+            ) from None
+        finally:
+            self._token_waiters -= 1
+            if self._token_waiters == 0 and not task.done():
+                task.cancel()
+            if self._token_task is task and (task.done() or self._token_waiters == 0):
+                self._token_task = None
+
+    async def _ask_provider(self) -> str:
+        assert isinstance(self._auth, TokenAuth)
+        generation = self._token_generation
+        header = self._auth.header_value(await self._auth.get_token())
+        if generation == self._token_generation:  # not invalidated by a 401 meanwhile
+            self._token_header = header
+        return header
+
+    def _refresh_token(self, seen_generation: int) -> None:
+        # Many requests may see the same 401 at once: only the first drops the token.
+        if self._token_generation == seen_generation:
+            self._token_header = None
+            self._token_generation += 1
 
 
 _HEADER_NAMES: Final = {"host": "Host", "x-date": "X-Date", "x-user-id": "X-User-Id"}

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Final
 from urllib.parse import quote
 
 import attrs
+
+from .config import check_header_value
+from .errors import TokenProviderError
 
 __all__ = [
     "AppAuth",
@@ -28,7 +32,7 @@ __all__ = [
     "string_to_sign",
 ]
 
-TokenProvider = Callable[[], Awaitable[str]]
+TokenProvider = Callable[[], Awaitable[str] | str]
 
 DEFAULT_TOKEN_PREFIX: Final = "Bearer+"
 SIGNING_ALGORITHM: Final = "HMAC-SHA256"
@@ -46,9 +50,11 @@ class TokenAuth:
     """Access-token authentication: ``Authorization: Bearer+<token>``.
 
     Args:
-        token: The access token, or an async callable returning one. A callable is called
-            before the first request and called again (once per request) after a 401, so a
-            long wait survives token expiry when the provider refreshes the token.
+        token: The access token, or a callable returning one (a plain function or a
+            coroutine function). It is called before the first request and called again
+            (once per request) after a 401, so a long wait survives token expiry when the
+            provider refreshes the token. It runs within the time of the call that needs it;
+            its failures are a TokenProviderError and are not cached.
         prefix: Prepended to a token that does not already start with a scheme (``Bearer``,
             ``AT``). The documented form is ``Bearer+``.
 
@@ -61,8 +67,7 @@ class TokenAuth:
     @token.validator
     def _check_token(self, _: object, value: object) -> None:
         if isinstance(value, str):
-            if not value.strip():
-                raise ValueError("TokenAuth: the token is empty")
+            check_header_value("TokenAuth: the token", value)
         elif not callable(value):
             raise TypeError(
                 f"TokenAuth: token must be a str or an async callable, not {type(value).__name__}"
@@ -73,14 +78,38 @@ class TokenAuth:
         """True when the token comes from a provider that can be asked again."""
         return not isinstance(self.token, str)
 
+    @prefix.validator
+    def _check_prefix(self, _: object, value: object) -> None:
+        if not isinstance(value, str):
+            raise TypeError(f"TokenAuth: prefix must be a str, not {type(value).__name__}")
+        if value:  # empty: the token is sent as it is
+            check_header_value("TokenAuth: prefix", value)
+
     async def get_token(self) -> str:
-        """Return the current token (calling the provider when there is one)."""
+        """Return the current token (calling the provider when there is one).
+
+        Raises:
+            TokenProviderError: The provider raised, or returned no usable token (not a str,
+                empty, a control character). The message never quotes the value.
+        """
         if isinstance(self.token, str):
             return self.token
-        value = await self.token()
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError("TokenAuth: the token provider returned an empty or non-str token")
-        return value
+        try:
+            value = self.token()
+            if inspect.isawaitable(value):
+                value = await value
+        except Exception as exc:
+            raise TokenProviderError(
+                f"the token provider raised {type(exc).__name__}"
+            ) from exc
+        if not isinstance(value, str):
+            raise TokenProviderError(
+                f"the token provider returned a {type(value).__name__}, not a str"
+            )
+        try:
+            return check_header_value("the token provider's token", value)
+        except ValueError as exc:
+            raise TokenProviderError(str(exc)) from None
 
     def header_value(self, token: str) -> str:
         """The ``Authorization`` value for ``token``."""
@@ -109,8 +138,14 @@ class AppAuth:
     app_secret: str
 
     def __attrs_post_init__(self) -> None:
-        if not self.app_id or not self.app_secret:
-            raise ValueError("AppAuth: app_id and app_secret must both be non-empty")
+        check_header_value("AppAuth: app_id", self.app_id)
+        # The secret only keys the HMAC and never travels: any non-empty text will do.
+        if not isinstance(self.app_secret, str) or not self.app_secret:
+            raise ValueError("AppAuth: app_secret must be a non-empty str")
+        try:
+            self.app_secret.encode()
+        except UnicodeEncodeError:
+            raise ValueError("AppAuth: app_secret is not valid Unicode") from None
 
     def header_value(
         self,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import math
+import re
 from typing import Any, Final
 
 import attrs
@@ -15,6 +17,8 @@ __all__ = [
     "USE_CLIENT_DEFAULT",
     "RetryPolicy",
     "UseClientDefault",
+    "check_header_value",
+    "check_seconds",
 ]
 
 #: Seconds allowed for one HTTP attempt (connect, send, read the whole answer).
@@ -37,6 +41,43 @@ class UseClientDefault(enum.Enum):
 
 
 USE_CLIENT_DEFAULT: Final = UseClientDefault.TOKEN
+
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_seconds(name: str, value: object) -> float | None:
+    """A duration the caller gave, as float seconds; None (and infinity) mean no limit.
+
+    Raises:
+        TypeError: ``value`` is not a number (a bool is not one).
+        ValueError: ``value`` is not > 0, or is NaN.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds or None, not {type(value).__name__}")
+    if not value > 0:  # NaN included
+        raise ValueError(f"{name} must be > 0 seconds or None, got {value!r}")
+    return None if math.isinf(value) else float(value)
+
+
+def check_header_value(name: str, value: object) -> str:
+    """``value`` if it can travel in an HTTP header as given; ValueError naming ``name``.
+
+    Control characters (CR, LF, NUL ...) would let a value split the request or be refused
+    deep inside aiohttp; they are refused here, before any request.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(f"{name} must not be empty")
+    if _CONTROL.search(value):
+        raise ValueError(f"{name} contains a control character (CR, LF, NUL ...)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, from a mis-decoded environment or file
+        raise ValueError(f"{name} is not valid Unicode (a lone surrogate)") from None
+    return value
 
 
 def _positive(_: object, attribute: attrs.Attribute[Any], value: float) -> None:

@@ -88,7 +88,8 @@ async def _fan_out(
     works on it and hands over its outcome: no task per id. An id is taken only when an
     outcome slot is free (at most ``max_active`` taken and not yet yielded), so a slow
     consumer holds the work back instead of piling outcomes up. Leaving the iteration early
-    cancels and awaits the workers.
+    cancels and awaits the workers, and so does the end of the task that consumes the
+    stream (cancelled in the loop's body, say), even while the generator is still referenced.
     """
     if isinstance(job_ids, str | bytes):
         raise ValueError("job_ids must be an iterable of job ids, not one string")
@@ -139,6 +140,15 @@ async def _fan_out(
     def spawn() -> None:
         workers.add(asyncio.ensure_future(worker()))
 
+    def stop(_: object) -> None:
+        for task in workers:
+            task.cancel()
+
+    # The workers live as long as their consumer: a cancelled consumer may leave this
+    # generator suspended at a yield, unclosed, for as long as anything references it.
+    consumer = asyncio.current_task()
+    if consumer is not None:
+        consumer.add_done_callback(stop)
     try:
         spawn()
         while (item := await outcomes.get()) is not None:
@@ -147,8 +157,9 @@ async def _fan_out(
             slots.release()
             yield item
     finally:
-        for task in workers:
-            task.cancel()
+        if consumer is not None:
+            consumer.remove_done_callback(stop)
+        stop(None)
         if workers:
             await asyncio.gather(*workers, return_exceptions=True)
 

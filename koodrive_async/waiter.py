@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import math
@@ -21,11 +22,15 @@ import attrs
 
 from ._protocol import is_retryable, validate_job_id
 from ._schedule import PollPolicy, PollSchedule
+from .config import check_seconds
 from .errors import (
     APIError,
+    CallbackError,
+    ConnectError,
     JobStalledError,
     KooDriveError,
     ResponseDecodeError,
+    TokenProviderError,
     WaitTimeoutError,
 )
 from .models import JobDetail, JobResult
@@ -53,8 +58,13 @@ _STATE_VERSION: Final = 1
 # After consecutive failed polls the next one waits at least 1, 2, 4 ... up to this many
 # seconds (times a jitter in [0.5, 1]), whatever the schedule predicts.
 _MAX_FAILURE_DELAY: Final = 30.0
+#: Malformed answers in a row that a wait rides out (a proxy's garbled page); the next ends it.
+MAX_MALFORMED_POLLS: Final = 3
 
 ProgressCallback = Callable[[JobDetail], Awaitable[None] | None]
+# How the loop hands a snapshot over: awaited before the next poll, given the wait's seconds
+# left (None: no limit).
+_Emit = Callable[[JobDetail, float | None], Awaitable[None]]
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -90,6 +100,15 @@ class JobSource(Protocol):
         ...
 
 
+@attrs.frozen
+class _Limits:
+    """The time bounds of one wait, checked: None is no limit (infinity included)."""
+
+    timeout: float | None
+    stall_timeout: float | None
+    max_pause: float
+
+
 @attrs.define
 class _Tally:
     """What one wait has seen so far, shared between the loop and its views."""
@@ -98,11 +117,6 @@ class _Tally:
     elapsed_before: float = 0.0
     started: float = 0.0
     last: JobDetail | None = None
-
-
-def _check_seconds(name: str, value: float | None) -> None:
-    if value is not None and not (isinstance(value, int | float) and value > 0):
-        raise ValueError(f"{name} must be > 0 seconds or None, got {value!r}")
 
 
 def _state(job_id: str, tally: _Tally, schedule: Schedule, now: float) -> dict[str, Any]:
@@ -139,6 +153,20 @@ def _resume(
     return PollSchedule.from_state(policy, schedule_state, now=now), polls, float(elapsed)
 
 
+def _ends_wait(exc: KooDriveError, *, answered: bool, malformed: int) -> bool:
+    """Whether a failed poll ends the wait, or is ridden out until the deadline.
+
+    Transient: no answer, 408, 429, 5xx, a token provider's failure, and up to
+    MAX_MALFORMED_POLLS malformed answers in a row. A connection that cannot be opened before
+    any poll was answered is a wrong address, not a busy server: it ends the wait at once.
+    """
+    if isinstance(exc, ResponseDecodeError):
+        return malformed >= MAX_MALFORMED_POLLS
+    if isinstance(exc, ConnectError):
+        return not answered
+    return not (is_retryable(exc) or isinstance(exc, TokenProviderError))
+
+
 async def _poll(
     source: JobSource,
     job_id: str,
@@ -146,23 +174,26 @@ async def _poll(
     timeout: float | None,
     schedule: Schedule,
     stall_timeout: float | None,
+    max_pause: float,
     clock: Clock,
     sleep: Sleep,
     tally: _Tally,
-    emit: ProgressCallback | None,
+    emit: _Emit | None,
 ) -> JobDetail:
     """Poll until the job is terminal; return the terminal snapshot.
 
-    Each distinct (status, progress) snapshot goes to ``emit`` (a plain function or a
-    coroutine function, awaited before the next poll). Bounded by ``timeout`` (one last poll
-    at the deadline, then WaitTimeoutError) and by ``stall_timeout``; with neither, it polls
-    until the job ends, as the caller asked.
+    Each distinct (status, progress) snapshot goes to ``emit``, awaited before the next poll.
+    Bounded by ``timeout`` (one last poll at the deadline, then WaitTimeoutError) and by
+    ``stall_timeout``; with neither, it polls until the job ends, as the caller asked. A
+    server's ``Retry-After`` delays the next poll by ``max_pause`` seconds at most.
     """
     start = tally.started
     deadline = None if timeout is None else start + timeout
     last_key: tuple[int, int | None] | None = None
     last_change = start
-    failures = 0
+    failures = malformed = 0
+    answered = False
+    last_failure: KooDriveError | None = None
     while True:
         left = None if deadline is None else deadline - clock()
         final = left is not None and left <= 0
@@ -171,35 +202,38 @@ async def _poll(
             detail = await source.get_job(
                 job_id, total_timeout=FINAL_POLL_TIMEOUT if final else left
             )
+            if detail.status is None:
+                raise ResponseDecodeError(
+                    f"GetJobDetail {job_id}: the answer has no jobInfo.status"
+                )
         except KooDriveError as exc:
-            if not is_retryable(exc):
+            if _ends_wait(exc, answered=answered, malformed=malformed):
                 raise
+            last_failure = exc
+            malformed = malformed + 1 if isinstance(exc, ResponseDecodeError) else 0
             if final:
-                raise _timeout_error(job_id, tally, schedule, clock(), timeout) from exc
+                raise _timeout_error(
+                    job_id, tally, schedule, clock(), timeout, last_failure
+                ) from exc
             logger.debug("job %s: poll failed (%s); polling again later", job_id, exc)
             failures += 1
             retry_after = min(_MAX_FAILURE_DELAY, 2.0 ** (failures - 1)) * random.uniform(0.5, 1)
             if isinstance(exc, APIError) and exc.retry_after is not None:
-                retry_after = max(retry_after, exc.retry_after)
+                retry_after = max(retry_after, min(exc.retry_after, max_pause))
             now = clock()
         else:
-            failures = 0
+            failures = malformed = 0
+            answered = True
             tally.polls += 1
             now = clock()
             status = detail.status
-            if status is None:
-                raise ResponseDecodeError(
-                    f"GetJobDetail {job_id}: the answer has no jobInfo.status"
-                )
             schedule.observe(now, int(status), detail.progress)
             key = (int(status), detail.progress)
             if key != last_key:
                 last_key, last_change = key, now
                 tally.last = detail
                 if emit is not None:
-                    outcome = emit(detail)
-                    if outcome is not None and inspect.isawaitable(outcome):
-                        await outcome
+                    await emit(detail, None if deadline is None else deadline - now)
                     now = clock()
             if detail.terminal:
                 return detail
@@ -210,7 +244,7 @@ async def _poll(
                     job_id=job_id, last=tally.last, state=_state(job_id, tally, schedule, now),
                 )
             if final:
-                raise _timeout_error(job_id, tally, schedule, now, timeout)
+                raise _timeout_error(job_id, tally, schedule, now, timeout, None)
         delay = max(schedule.next_delay(now), retry_after)
         if stall_timeout is not None:
             delay = min(delay, max(last_change + stall_timeout - now, 0.0))
@@ -220,17 +254,50 @@ async def _poll(
 
 
 def _timeout_error(
-    job_id: str, tally: _Tally, schedule: Schedule, now: float, timeout: float | None
+    job_id: str,
+    tally: _Tally,
+    schedule: Schedule,
+    now: float,
+    timeout: float | None,
+    failure: KooDriveError | None,
 ) -> WaitTimeoutError:
     last = tally.last
-    seen = (
-        "no answer yet" if last is None
-        else f"last seen: status {last.status}, progress {last.progress}"
-    )
+    if last is not None:
+        seen = f"last seen: status {last.status}, progress {last.progress}"
+    elif failure is not None:
+        seen = f"no answer yet; last failure: {type(failure).__name__}: {failure}"
+    else:
+        seen = "no answer yet"
     return WaitTimeoutError(
         f"job {job_id} did not end within {timeout:g} s ({seen})",
         job_id=job_id, last=last, state=_state(job_id, tally, schedule, now),
     )
+
+
+async def _notify(
+    callback: ProgressCallback, job_id: str, detail: JobDetail, left: float | None
+) -> None:
+    """Call the user's ``on_progress`` within the wait's time (the last poll's included).
+
+    Its error becomes a CallbackError. One that outlasts the wait is cancelled, and the
+    wait goes on to its last poll.
+    """
+    bound = None if left is None else max(left, 0.0) + FINAL_POLL_TIMEOUT
+    try:
+        async with asyncio.timeout(bound) as scope:
+            outcome = callback(detail)
+            if outcome is not None and inspect.isawaitable(outcome):
+                await outcome
+    except TimeoutError as exc:
+        if not scope.expired():
+            raise CallbackError(
+                f"job {job_id}: on_progress raised TimeoutError: {exc}", job_id=job_id
+            ) from exc
+        logger.warning("job %s: on_progress outlasted the wait; cancelled", job_id)
+    except Exception as exc:
+        raise CallbackError(
+            f"job {job_id}: on_progress raised {type(exc).__name__}: {exc}", job_id=job_id
+        ) from exc
 
 
 async def _cancel_quietly(source: JobSource, job_id: str) -> None:
@@ -261,14 +328,17 @@ def _prepare(
     resume: Mapping[str, Any] | None,
     schedule: Schedule | None,
     clock: Clock,
-) -> tuple[Schedule, _Tally]:
+) -> tuple[Schedule, _Tally, _Limits]:
     """Check the arguments (ValueError before any request) and set up the schedule."""
     validate_job_id(job_id)
-    _check_seconds("timeout", timeout)
-    _check_seconds("stall_timeout", stall_timeout)
     if poll is not None and not isinstance(poll, PollPolicy):
         raise TypeError(f"poll must be a PollPolicy, not {type(poll).__name__}")
     policy = poll if poll is not None else PollPolicy()
+    limits = _Limits(
+        timeout=check_seconds("timeout", timeout),
+        stall_timeout=check_seconds("stall_timeout", stall_timeout),
+        max_pause=policy.max_interval,
+    )
     tally = _Tally(started=clock())
     if resume is not None:
         if schedule is not None:
@@ -278,7 +348,7 @@ def _prepare(
         )
     elif schedule is None:
         schedule = PollSchedule(policy)
-    return schedule, tally
+    return schedule, tally, limits
 
 
 async def wait_for_job(
@@ -301,14 +371,16 @@ async def wait_for_job(
     ``schedule`` replaces the PollSchedule built from ``poll`` (the benchmark drives this
     very loop with other polling strategies).
     """
-    schedule, tally = _prepare(
+    schedule, tally, limits = _prepare(
         job_id, timeout=timeout, stall_timeout=stall_timeout, poll=poll, resume=resume,
         schedule=schedule, clock=clock,
     )
+    emit = None if on_progress is None else functools.partial(_notify, on_progress, job_id)
     try:
         terminal = await _poll(
-            source, job_id, timeout=timeout, schedule=schedule, stall_timeout=stall_timeout,
-            clock=clock, sleep=sleep, tally=tally, emit=on_progress,
+            source, job_id, timeout=limits.timeout, schedule=schedule,
+            stall_timeout=limits.stall_timeout, max_pause=limits.max_pause, clock=clock,
+            sleep=sleep, tally=tally, emit=emit,
         )
     except (WaitTimeoutError, JobStalledError, asyncio.CancelledError):
         if cancel_job_on_exit:
@@ -337,7 +409,7 @@ async def watch_job(
 ) -> AsyncIterator[JobDetail]:
     """Yield each distinct snapshot of a job, the terminal one last; see
     ``KooDriveClient.watch_job``."""
-    schedule, tally = _prepare(
+    schedule, tally, limits = _prepare(
         job_id, timeout=timeout, stall_timeout=stall_timeout, poll=poll, resume=resume,
         schedule=None, clock=clock,
     )
@@ -346,7 +418,8 @@ async def watch_job(
     handover: asyncio.Queue[JobDetail | BaseException | None] = asyncio.Queue()
     asked = asyncio.Event()
 
-    async def emit(detail: JobDetail) -> None:
+    async def emit(detail: JobDetail, left: float | None) -> None:
+        # The consumer's own pace: not bounded by the wait's time.
         asked.clear()
         handover.put_nowait(detail)
         await asked.wait()
@@ -354,8 +427,9 @@ async def watch_job(
     async def run() -> None:
         try:
             await _poll(
-                source, job_id, timeout=timeout, schedule=schedule,
-                stall_timeout=stall_timeout, clock=clock, sleep=sleep, tally=tally, emit=emit,
+                source, job_id, timeout=limits.timeout, schedule=schedule,
+                stall_timeout=limits.stall_timeout, max_pause=limits.max_pause, clock=clock,
+                sleep=sleep, tally=tally, emit=emit,
             )
         except Exception as exc:
             handover.put_nowait(exc)

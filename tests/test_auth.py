@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import koodrive_async as kd
 from koodrive_async.auth import (
     AppAuth,
     TokenAuth,
@@ -147,7 +148,7 @@ async def test_token_auth_rejects_bad_tokens() -> None:
     async def empty() -> str:
         return ""
 
-    with pytest.raises(ValueError, match="provider returned"):
+    with pytest.raises(kd.TokenProviderError, match="must not be empty"):
         await TokenAuth(empty).get_token()
 
 

@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 import koodrive_async as kd
+from koodrive_async import waiter
 from koodrive_async.testing import Fault, KooDriveEmulator
 
 from .conftest import TokenSequence, VirtualTime, client_tasks, eventually, make_client
@@ -250,10 +251,13 @@ async def test_definitive_errors_end_the_wait(
     with pytest.raises(kd.NotFoundError):
         await client.wait_for_job("404404")
     job_id = emulator.add_job(duration=100)
-    emulator.inject(Fault.body(b'{"code":0,"data":{"jobInfo":{"status":"running"}}}'))
+    # Malformed answers are ridden out up to MAX_MALFORMED_POLLS in a row; one more ends it.
+    in_a_row = waiter.MAX_MALFORMED_POLLS + 1
+    emulator.inject(Fault.body(b'{"code":0,"data":{"jobInfo":{"status":"running"}}}'),
+                    times=in_a_row)
     with pytest.raises(kd.ResponseDecodeError, match="status"):
         await client.wait_for_job(job_id)
-    emulator.inject(Fault.body(b'{"code":0,"data":{"taskInfos":[]}}'))
+    emulator.inject(Fault.body(b'{"code":0,"data":{"taskInfos":[]}}'), times=in_a_row)
     with pytest.raises(kd.ResponseDecodeError, match=r"no jobInfo\.status"):
         await client.wait_for_job(job_id)
     emulator.inject(Fault.status(400, code=13000102))
