@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable
-from contextlib import aclosing
 from typing import Any, Final, TypeVar
 
 from ._schedule import PollPolicy
@@ -164,26 +163,27 @@ async def _fan_out(
             await asyncio.gather(*workers, return_exceptions=True)
 
 
-async def get_jobs(
+# get_jobs and wait_for_jobs return _fan_out's generator itself, not one of their own
+# wrapping it: a generator inside a generator may be closed by the loop's shutdown before
+# its parent is (both at once), and each layer costs a frame switch per outcome.
+
+
+def get_jobs(
     source: JobSource,
     job_ids: Iterable[str],
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     timeout: float | None = None,
 ) -> AsyncIterator[tuple[str, JobDetail | KooDriveError]]:
-    """Look up many jobs; see ``KooDriveClient.get_jobs``."""
+    """Look up many jobs; see ``KooDriveClient.get_jobs``. Bad arguments raise at once."""
     check_concurrency(concurrency)
-
     # get_job validates the id (InvalidJobIdError): a partial spares a frame per lookup.
     lookup = functools.partial(source.get_job, total_timeout=timeout)
-
     # A lookup holds its worker from start to end: the worker count is the bound.
-    async with aclosing(_fan_out(job_ids, lookup, max_active=concurrency)) as outcomes:
-        async for item in outcomes:
-            yield item
+    return _fan_out(job_ids, lookup, max_active=concurrency)
 
 
-async def wait_for_jobs(
+def wait_for_jobs(
     source: JobSource,
     job_ids: Iterable[str],
     *,
@@ -198,7 +198,7 @@ async def wait_for_jobs(
     clock: Clock,
     sleep: Sleep,
 ) -> AsyncIterator[tuple[str, JobResult | KooDriveError]]:
-    """Wait for many jobs; see ``KooDriveClient.wait_for_jobs``."""
+    """Wait for many jobs; see ``KooDriveClient.wait_for_jobs``. Bad arguments raise at once."""
     check_concurrency(concurrency)
     check_concurrency(max_waits, "max_waits")
     throttled = _Throttled(source, concurrency, clock)
@@ -209,7 +209,4 @@ async def wait_for_jobs(
         stall_timeout=stall_timeout, cancel_job_on_exit=cancel_job_on_exit, check=check,
         clock=clock, sleep=sleep,
     )
-
-    async with aclosing(_fan_out(job_ids, wait, max_active=max_waits)) as outcomes:
-        async for item in outcomes:
-            yield item
+    return _fan_out(job_ids, wait, max_active=max_waits)

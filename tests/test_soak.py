@@ -121,10 +121,10 @@ async def test_soak_under_random_faults() -> None:
         assert result.download_url == info.get("downloadUrl"), job_id
         assert result.canceled == (kinds[job_id] == "canceled"), job_id
         assert result.ok == (kinds[job_id] in ("ok", "package", "archive")), job_id
-    # Only a malformed answer ends a wait early (a decode error is definitive); transient
-    # faults never do.
-    assert set(errors) <= {"ResponseDecodeError"}, errors
-    assert errors["ResponseDecodeError"] <= faults.get(FaultKind.BODY, 0)
+    # No fault ends a wait: a malformed answer (1 % of them) is ridden out like the others,
+    # up to three in a row (0.1 had 1.7 % of its waits ended by one).
+    assert faults.get(FaultKind.BODY, 0) > 0, "the mix must have garbled some answers"
+    assert not errors, errors
     assert faulted <= REQUEST_BOUND * fault_free, (faulted, fault_free)
     # Memory (the client's, not the emulator's records): small per job while waiting, flat
     # from a quarter to half of the run, and released at the end but for the outcomes.
