@@ -362,3 +362,79 @@ async def test_waits_stop_when_the_consuming_task_is_cancelled_in_the_body(
         assert outcomes is not None  # still referenced: the stream was never closed
     assert trailing <= 50, f"{trailing} requests after the consumer ended (0.1: up to 640)"
     assert later == 0, later
+
+
+# -- 9. a typo'd host is not blamed on the job ---------------------------------------------
+
+
+async def test_a_wait_on_a_refused_port_ends_with_connect_error_not_a_timeout(
+    vt: VirtualTime,
+) -> None:
+    async with kd.KooDriveClient(refused_url(), user_id="u", auth=kd.TokenAuth("t"),
+                                 clock=vt.clock, sleep=vt.sleep) as client:
+        with pytest.raises(kd.ConnectError, match="cannot connect") as caught:
+            await client.wait_for_job("1309243162258308352", timeout=900)
+        outcomes = dict([item async for item in client.wait_for_jobs(["1", "2", "3"])])
+    assert not isinstance(caught.value, kd.WaitTimeoutError)
+    # The call's own retries (4 attempts), not the wait's 900 s.
+    assert sum(vt.sleeps) < kd.RetryPolicy().max_elapsed, vt.sleeps
+    assert len(outcomes) == 3
+    assert all(isinstance(o, kd.ConnectError) for o in outcomes.values()), outcomes
+
+
+async def test_once_answered_a_wait_rides_out_refused_connections(vt: VirtualTime) -> None:
+    """The server goes away mid-wait (a deploy): the wait keeps trying to its deadline."""
+    emulator = KooDriveEmulator(clock=vt.clock)
+    await emulator.start()
+    job_id = emulator.add_job(duration=10_000)
+
+    async def go_away(_: kd.JobDetail) -> None:
+        await emulator.stop()  # after the first answer, every connection is refused
+
+    async with make_client(emulator, vt) as client:
+        with pytest.raises(kd.WaitTimeoutError, match="last seen") as caught:
+            await client.wait_for_job(job_id, timeout=120, on_progress=go_away)
+    assert caught.value.last is not None
+    assert sum(vt.sleeps) >= 120, "ridden out to the deadline"
+    assert isinstance(caught.value.__cause__, kd.ConnectError)
+
+
+async def test_a_timeout_with_no_answer_names_the_last_failure(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    job_id = emulator.add_job()
+    emulator.inject(Fault.status(503, code=13000201, msg="overloaded"), times=None)
+    async with make_client(emulator, vt) as client:
+        with pytest.raises(kd.WaitTimeoutError, match=r"no answer yet; last failure: "
+                                                       r"ServerError: HTTP 503") as caught:
+            await client.wait_for_job(job_id, timeout=60)
+    assert caught.value.last is None
+
+
+# -- 10. a garbled answer does not end a long wait -----------------------------------------
+
+
+GARBLED = b'{"code":0,"data":{"jobInfo":{"status":"<html>'
+
+
+async def test_a_wait_rides_out_three_garbled_answers_in_a_row_and_ends_on_a_fourth(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    job_id = emulator.add_job(duration=300)
+    async with make_client(emulator, vt) as client:
+        for _ in range(3):  # three bursts of three, each followed by a good answer
+            emulator.inject(Fault.body(GARBLED), times=3)
+            emulator.inject(Fault.delay(0), times=1)
+        result = await client.wait_for_job(job_id, timeout=3600)
+        assert result.ok
+        assert emulator.pending_faults == (), "all nine garbled answers were served"
+        assert result.polls >= 3, "the good answers in between were polls"
+        sent = len(emulator.requests)
+        emulator.inject(Fault.body(GARBLED), times=4)
+        with pytest.raises(kd.ResponseDecodeError):
+            await client.wait_for_job(emulator.add_job(duration=30), timeout=600)
+    assert len(emulator.requests) - sent == 4, "ended on the fourth in a row, not later"
+    with pytest.raises(kd.ResponseDecodeError):  # a single call still raises at once
+        async with make_client(emulator, vt) as client:
+            emulator.inject(Fault.body(GARBLED), times=1)
+            await client.get_job(job_id)
