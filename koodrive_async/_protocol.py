@@ -23,6 +23,7 @@ import orjson
 from cattrs.v import format_exception
 
 from ._convert import _FAST, MODELS, make_converter, wire_name
+from .auth import AppAuth, TokenAuth
 from .errors import (
     APIError,
     AuthenticationError,
@@ -34,7 +35,7 @@ from .errors import (
     ServerError,
     TransportError,
 )
-from .models import ActionType, FileRef, TaskType
+from .models import ActionType, FileRef, JobDetail, TaskType
 
 _loads: Final = orjson.loads
 _JSON_ERRORS: Final = (orjson.JSONDecodeError, UnicodeDecodeError)
@@ -94,13 +95,25 @@ def job_path(job_id: str) -> str:
     return API_PREFIX + quote(job_id, safe="")
 
 
+#: The epoch seconds an ``X-Date`` can spell with a four-digit year: 1970-01-01T00:00:00Z to
+#: 9999-12-31T23:59:59Z.
+_X_DATE_FIRST: Final = 0
+_X_DATE_LAST: Final = 253_402_300_799
+
+
 @functools.lru_cache(maxsize=4)
 def _x_date_of_second(second: int) -> str:
     return datetime.fromtimestamp(second, tz=UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def format_x_date(epoch_seconds: float) -> str:
-    """``yyyyMMdd'T'HHmmss'Z'`` in UTC, truncated to the second (never rounded up)."""
+    """``yyyyMMdd'T'HHmmss'Z'`` in UTC, truncated to the second (never rounded up).
+
+    Never raises and always 16 characters: a moment outside 1970..9999 (a broken clock) is
+    clamped to the nearest one the format can spell, and NaN is taken as 1970.
+    """
+    if not _X_DATE_FIRST <= epoch_seconds <= _X_DATE_LAST:  # NaN included
+        epoch_seconds = _X_DATE_LAST if epoch_seconds > _X_DATE_LAST else _X_DATE_FIRST
     # Formatting costs microseconds and every request of a second shares the result.
     return _x_date_of_second(math.floor(epoch_seconds))
 
@@ -208,20 +221,140 @@ def is_retryable(error: BaseException) -> bool:
     return False
 
 
-def _normalise_code(code: object) -> int | str | None:
-    if code is None or isinstance(code, bool):
+#: The envelope's one success code. The tables call ``code`` a string and the examples send
+#: a number, so the JSON integer 0 and the string "0" both mean success; nothing else does
+#: (not ``false``, ``0.0``, ``0e0``, ``"00"`` nor ``" 0"``).
+SUCCESS_CODE: Final = 0
+_MAX_CODE_CHARS: Final = 64
+_CANONICAL_INT: Final = re.compile(r"0|-?[1-9][0-9]{0,17}")
+
+
+def is_success_code(code: object) -> bool:
+    """True exactly for the envelope codes that mean success: the int 0 (not a bool) or "0"."""
+    return (type(code) is int and code == SUCCESS_CODE) or code == "0"
+
+
+def business_code(code: object, secrets: Sequence[Secret] = ()) -> int | str | None:
+    """The server's ``code`` as ``APIError.code`` keeps it: faithfully, never "fixed".
+
+    A JSON integer stays that integer; a string spelling an integer canonically
+    (``"13000201"``) becomes it, so a code compares equal however the server sent it; every
+    other string stays as sent (``"00"`` is ``"00"``, ``"APIGW.0301"``). Any other JSON value
+    (``false``, ``0.0``, a list) is kept as its JSON text (``"false"``, ``"0.0"``), so it can
+    never pass for 0. None for no code. Strings are redacted of ``secrets`` and capped.
+    """
+    if code is None:
         return None
-    if isinstance(code, int):
+    if type(code) is int:
         return code
     if isinstance(code, str):
-        text = code.strip()
-        return int(text) if text.isascii() and text.lstrip("-").isdigit() else text[:64]
-    return None
+        if _CANONICAL_INT.fullmatch(code):
+            return int(code)
+        text = code
+    else:
+        try:
+            text = orjson.dumps(code).decode()
+        except (TypeError, orjson.JSONEncodeError):  # pragma: no cover - decoded JSON
+            text = type(code).__name__
+    return redact(text, secrets)[:_MAX_CODE_CHARS]
 
 
-def _snippet(body: bytes) -> str:
-    text = body[:200].decode("utf-8", "replace").strip()
-    return " ".join(text.split())
+REDACTED: Final = "<redacted>"
+#: A secret is a string, or a pattern for one not known exactly (see ``secrets_of``).
+Secret = str | re.Pattern[str]
+#: What an HMAC-SHA256 signature looks like: 64 hex digits.
+SIGNATURE_SHAPE: Final = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def redact(text: str, secrets: Sequence[Secret]) -> str:
+    """``text`` with every occurrence of each secret replaced by ``<redacted>``.
+
+    ``secrets`` should come from ``secrets_of`` / ``secrets_to_redact`` (longest first, so a
+    token inside its Authorization value goes with it).
+    """
+    for secret in secrets:
+        if isinstance(secret, str):
+            if secret and secret in text:
+                text = text.replace(secret, REDACTED)
+        else:
+            text = secret.sub(REDACTED, text)
+    return text
+
+
+#: Schemes an Authorization token value may start with (``auth`` adds them, or the token
+#: came with one).
+#: Shorter strings are not redacted: real tokens and signatures are far longer, and
+#: redacting a test token such as "t" would mangle every message.
+MIN_SECRET_LENGTH: Final = 6
+_TOKEN_SCHEMES: Final = ("Bearer+", "Bearer ", "bearer+", "bearer ", "AT ", "Basic ")
+_SIGNATURE_FIELD: Final = "Signature="
+
+
+def secrets_to_redact(
+    authorization: str | None,
+    *,
+    token_prefix: str | None = None,
+    also: Iterable[str | None] = (),
+) -> tuple[str, ...]:
+    """What the client must never quote back from a server: longest first, no duplicates,
+    none shorter than MIN_SECRET_LENGTH.
+
+    The ``Authorization`` value sent, the credential inside it (the token without its
+    scheme or ``token_prefix``, and its percent-encoded form; or an HMAC ``Signature``), and
+    ``also`` (an app secret, a static token).
+    """
+    found: list[str] = []
+    if authorization:
+        value = authorization.strip()
+        found.append(value)
+        if _SIGNATURE_FIELD in value:
+            found.append(value.rsplit(_SIGNATURE_FIELD, 1)[1].split(",", 1)[0].strip())
+        else:
+            for scheme in (token_prefix, *_TOKEN_SCHEMES):
+                if scheme and value.startswith(scheme) and len(value) > len(scheme):
+                    bare = value[len(scheme):].strip()
+                    found += (bare, quote(bare, safe=""))
+                    break
+    found += (value.strip() for value in also if value)
+    unique = {s for s in found if len(s) >= MIN_SECRET_LENGTH}
+    return tuple(sorted(unique, key=lambda s: (-len(s), s)))
+
+
+def secrets_of(
+    auth: TokenAuth | AppAuth | None, authorization: str | None
+) -> tuple[Secret, ...]:
+    """The secrets of a client with ``auth`` that sent ``authorization`` (None: unknown).
+
+    With app auth and no known Authorization, the signature sent is not known: anything
+    shaped like one (64 hex digits) is taken for it. Worked out only when an error quotes
+    server text: about 2 us, too much for every answer.
+    """
+    if isinstance(auth, AppAuth):
+        found = secrets_to_redact(authorization, also=(auth.app_secret,))
+        return found if authorization else (*found, SIGNATURE_SHAPE)
+    if isinstance(auth, TokenAuth):
+        static = auth.token if isinstance(auth.token, str) else None
+        return secrets_to_redact(
+            authorization, token_prefix=auth.prefix,
+            also=(static, auth.header_value(static) if static else None),
+        )
+    return secrets_to_redact(authorization)
+
+
+_SNIPPET_WINDOW: Final = 4096
+
+
+def _snippet(body: bytes, secrets: Sequence[Secret] = ()) -> str:
+    """The start of a body for a message: whitespace collapsed, secrets redacted, 200 chars.
+
+    Redacted before it is cut, and a window that cuts the body also loses its last
+    characters, as many as the longest secret has: no part of a secret survives a cut.
+    """
+    text = body[:_SNIPPET_WINDOW].decode("utf-8", "replace")
+    if secrets and len(body) > _SNIPPET_WINDOW:
+        longest = max(len(s) if isinstance(s, str) else 64 for s in secrets)
+        text = text[: max(len(text) - longest, 0)]
+    return " ".join(redact(text, secrets).split())[:200]
 
 
 def api_error(
@@ -230,11 +363,13 @@ def api_error(
     *,
     trace_id: str | None,
     retry_after: float | None,
+    secrets: Sequence[Secret] = (),
 ) -> APIError:
     """The error for an answer that is not a success, built from its status and body.
 
     The body may be ``{code, msg}``, the older ``{error_code, error_msg}``, or no JSON at all
-    (a gateway page).
+    (a gateway page). Every text taken from the body (``msg``, ``code``, a snippet) has the
+    ``secrets`` (see ``secrets_to_redact``) replaced by ``<redacted>`` before it is cut.
     """
     code: int | str | None = None
     msg: str | None = None
@@ -243,11 +378,11 @@ def api_error(
     except _JSON_ERRORS:
         document = None
     if isinstance(document, dict):
-        code = _normalise_code(document.get("code", document.get("error_code")))
+        code = business_code(document.get("code", document.get("error_code")), secrets)
         raw_msg = document.get("msg", document.get("error_msg"))
-        msg = raw_msg[:500] if isinstance(raw_msg, str) else None
+        msg = redact(raw_msg, secrets)[:500] if isinstance(raw_msg, str) else None
     elif body:
-        msg = _snippet(body) or None
+        msg = _snippet(body, secrets) or None
     message = f"HTTP {http_status}"
     if code is not None:
         message += f", code {code}"
@@ -271,30 +406,45 @@ def decode_envelope(
     *,
     trace_id: str | None = None,
     retry_after: float | None = None,
+    authorization: str | None = None,
+    auth: TokenAuth | AppAuth | None = None,
 ) -> Any:
     """Return the envelope's ``data`` of a successful answer; raise the right error otherwise.
+
+    Success is exactly ``is_success_code``. An error quoting server text has the client's
+    secrets redacted (``secrets_of(auth, authorization)``: the Authorization value sent and
+    what is inside it); they are worked out only then, never on success.
 
     Raises:
         APIError: A non-2xx status, or a 2xx whose ``code`` is not 0 / "0".
         ResponseDecodeError: A 2xx body that is not a JSON object with a ``code``.
     """
     if not 200 <= http_status < 300:
-        raise api_error(http_status, body, trace_id=trace_id, retry_after=retry_after)
+        raise api_error(
+            http_status, body, trace_id=trace_id, retry_after=retry_after,
+            secrets=secrets_of(auth, authorization),
+        )
+    problem: str | None = None
     try:
         document = _loads(body)
     except _JSON_ERRORS as exc:
-        raise ResponseDecodeError(
-            f"HTTP {http_status} answer is not JSON ({_snippet(body)[:80]!r}): {exc}"
-        ) from None
+        # Raised outside this block: the JSON error keeps the whole body (``.doc``), and
+        # it must not ride along as ``__context__``.
+        problem = str(exc)
+    if problem is not None:
+        snippet = _snippet(body, secrets_of(auth, authorization))[:80]
+        raise ResponseDecodeError(f"HTTP {http_status} answer is not JSON ({snippet!r}): {problem}")
     if not isinstance(document, dict):
         raise ResponseDecodeError(
             f"HTTP {http_status} answer is not a JSON object but {type(document).__name__}"
         )
     if "code" not in document and "error_code" not in document:
         raise ResponseDecodeError(f"HTTP {http_status} answer has no 'code'")
-    code = document.get("code", document.get("error_code"))
-    if code != 0 and code != "0":
-        raise api_error(http_status, body, trace_id=trace_id, retry_after=retry_after)
+    if not is_success_code(document.get("code", document.get("error_code"))):
+        raise api_error(
+            http_status, body, trace_id=trace_id, retry_after=retry_after,
+            secrets=secrets_of(auth, authorization),
+        )
     return document.get("data")
 
 
@@ -315,8 +465,29 @@ def _format(exc: BaseException, type_: type | None) -> str:
     return format_exception(exc, type_)
 
 
-def structure(data: Any, cls: type[T], *, what: str) -> T:
-    """Structure ``data`` into ``cls``; raise ResponseDecodeError naming each bad path."""
+_STRUCTURE_ERRORS: Final = (cattrs.BaseValidationError, ValueError, TypeError)
+
+
+def _redact_document(data: Any, secrets: Sequence[Secret]) -> Any:
+    """A copy of a decoded JSON document with the secrets redacted from every string."""
+    if isinstance(data, str):
+        return redact(data, secrets)
+    if isinstance(data, list):
+        return [_redact_document(item, secrets) for item in data]
+    if isinstance(data, dict):
+        return {
+            redact(key, secrets) if isinstance(key, str) else key: _redact_document(v, secrets)
+            for key, v in data.items()
+        }
+    return data
+
+
+def structure(data: Any, cls: type[T], *, what: str, secrets: Sequence[Secret] = ()) -> T:
+    """Structure ``data`` into ``cls``; raise ResponseDecodeError naming each bad path.
+
+    The problems quote the values they found (cut short): with ``secrets``, they are found
+    again in a redacted copy of ``data``, so no part of a secret can be quoted.
+    """
     fast = _FAST.get(cls)
     if fast is not None:
         try:
@@ -325,28 +496,102 @@ def structure(data: Any, cls: type[T], *, what: str) -> T:
             pass
     try:
         return _converter.structure(data, cls)
-    except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
-        problems = tuple(_wire_path(p) for p in cattrs.transform_error(exc, "$.data", _format))
-        shown = "; ".join(problems[:5])
-        if len(problems) > 5:
-            shown += f" (+{len(problems) - 5} more)"
-        raise ResponseDecodeError(
-            f"{what}: unexpected document: {shown}", problems=problems
-        ) from None
+    except _STRUCTURE_ERRORS as exc:
+        problems = _problems(exc)
+    if secrets:
+        # Found again in a redacted copy: the converter cuts the values it quotes, so
+        # redacting its messages could leave the start of a secret. (Raised outside the
+        # except blocks, so no unredacted exception rides along as ``__context__``.)
+        try:
+            _converter.structure(_redact_document(data, secrets), cls)
+        except _STRUCTURE_ERRORS as redacted_exc:
+            problems = _problems(redacted_exc)
+        problems = tuple(redact(p, secrets) for p in problems)
+    shown = "; ".join(problems[:5])
+    if len(problems) > 5:
+        shown += f" (+{len(problems) - 5} more)"
+    raise ResponseDecodeError(f"{what}: unexpected document: {shown}", problems=problems)
 
 
-def structure_list(data: Any, cls: type[T], *, what: str) -> list[T]:
+def _problems(exc: BaseException) -> tuple[str, ...]:
+    return tuple(_wire_path(p) for p in cattrs.transform_error(exc, "$.data", _format))
+
+
+def structure_list(
+    data: Any, cls: type[T], *, what: str, secrets: Sequence[Secret] = ()
+) -> list[T]:
     """Structure a JSON array of ``cls`` (a missing array is empty)."""
     if data is None:
         return []
     if not isinstance(data, list):
         raise ResponseDecodeError(f"{what}: expected a list in $.data, got {type(data).__name__}")
-    return [structure(item, cls, what=what) for item in data]
+    return [structure(item, cls, what=what, secrets=secrets) for item in data]
+
+
+def _quote_id(value: str, secrets: Sequence[Secret]) -> str:
+    text = redact(value, secrets)
+    return repr(text if len(text) <= 80 else text[:77] + "...")
+
+
+def job_detail(
+    data: Any,
+    job_id: str,
+    *,
+    authorization: str | None = None,
+    auth: TokenAuth | AppAuth | None = None,
+) -> JobDetail:
+    """GetJobDetail's ``data`` for ``job_id``: a JobDetail about that job and no other.
+
+    A missing ``jobInfo.taskId`` is accepted (every field is optional in practice); a
+    ``taskId`` naming another job is refused, since believing it would report another
+    job's status, files and download URL as this one's (a cache or a proxy mixing answers).
+    Problems quote server values with ``secrets_of(auth, authorization)`` redacted.
+
+    Raises:
+        ResponseDecodeError: ``data`` is not an object, does not structure, or is about
+            another job (the message names both ids).
+    """
+    what = f"GetJobDetail {job_id}"
+    if not isinstance(data, dict):
+        raise ResponseDecodeError(
+            f"{what}: expected an object in $.data, got {type(data).__name__}"
+        )
+    try:
+        detail: JobDetail | None = structure(data, JobDetail, what=what)
+    except ResponseDecodeError:
+        detail = None
+    if detail is None:
+        # Only now are the secrets worked out: the same problems, found again redacted.
+        structure(data, JobDetail, what=what, secrets=secrets_of(auth, authorization))
+        raise ResponseDecodeError(f"{what}: unexpected document")  # redaction made it pass
+    info = detail.job_info
+    if info is not None and info.task_id is not None and info.task_id != job_id:
+        secrets = secrets_of(auth, authorization)
+        raise ResponseDecodeError(
+            f"{what}: the answer is about job {_quote_id(info.task_id, secrets)},"
+            f" not job {job_id!r} ($.data.jobInfo.taskId)",
+            problems=(f"$.data.jobInfo.taskId: expected {job_id!r}",),
+        )
+    return detail
 
 
 def _required_str(name: str, value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{name} is required and must be a non-empty string, got {value!r:.60}")
+    return _text(name, value)
+
+
+def _text(name: str, value: str) -> str:
+    """``value`` if it can be sent as JSON: valid Unicode (no lone surrogate, such as a
+    file name mis-decoded from bytes), else a ValueError naming ``name``."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"{name} is not valid Unicode: a lone surrogate at index {exc.start}"
+                " (a name decoded from bytes with errors='surrogateescape'?)"
+            ) from None
     return value
 
 
@@ -381,7 +626,7 @@ def create_job_body(
             raise ValueError(f"files[{index}] must be a FileRef or a file id, got {item!r:.60}")
         entry = {"fileId": _required_str(f"files[{index}].file_id", ref.file_id)}
         if ref.file_path is not None:
-            entry["filePath"] = ref.file_path
+            entry["filePath"] = _text(f"files[{index}].file_path", ref.file_path)
         elif action_type == ActionType.DELETE_TO_RECYCLE_BIN:
             raise ValueError(
                 f"files[{index}].file_path is required to delete to the recycle bin"
@@ -401,7 +646,9 @@ def create_job_body(
             isinstance(p, str) and p for p in uncompress_file_paths
         ):
             raise ValueError("uncompress_file_paths must be a sequence of non-empty strings")
-        task_info["uncompressFilePaths"] = list(uncompress_file_paths)
+        task_info["uncompressFilePaths"] = [
+            _text(f"uncompress_file_paths[{i}]", p) for i, p in enumerate(uncompress_file_paths)
+        ]
     body: dict[str, Any] = {
         "taskType": int(task_type),
         "taskInfo": task_info,
@@ -410,7 +657,7 @@ def create_job_body(
     if action_type is not None:
         body["actionType"] = int(action_type)
     if password is not None:
-        body["password"] = password
+        body["password"] = _text("password", password)
     return body
 
 
@@ -420,25 +667,53 @@ def decode_job_id(data: Any) -> str:
         return str(data)
     if isinstance(data, str) and data:
         return data
-    raise ResponseDecodeError(f"CreateJob: expected the new job id in $.data, got {data!r:.60}")
+    # Only the kind of value is named: $.data is server text, and may echo a secret.
+    got = "an empty string" if data == "" else type(data).__name__
+    raise ResponseDecodeError(f"CreateJob: expected the new job id in $.data, got {got}")
+
+
+#: A ``Date`` further than this from our own clock, in seconds (7 days), is taken for a
+#: broken ``Date`` rather than a broken clock, and ignored: the offset learned is bounded, and
+#: one bad answer (a gateway's, a hostile server's) cannot push X-Date out of range.
+MAX_CLOCK_OFFSET: Final = 7 * 86_400.0
+#: Years a server ``Date`` may name; any other is ignored (X-Date spells four digits).
+PLAUSIBLE_YEARS: Final = range(1970, 9999)
+_PLAUSIBLE_FIRST: Final = datetime(PLAUSIBLE_YEARS[0], 1, 1, tzinfo=UTC).timestamp()
+_PLAUSIBLE_END: Final = datetime(PLAUSIBLE_YEARS[-1] + 1, 1, 1, tzinfo=UTC).timestamp()
+
+
+def _server_time(date_header: str | None, our_now: float) -> float | None:
+    """The server's clock from its ``Date``, or None when absent, malformed or implausible:
+    a year outside PLAUSIBLE_YEARS, or more than MAX_CLOCK_OFFSET from ``our_now``."""
+    server_now = parse_http_date(date_header)
+    if server_now is None or not _PLAUSIBLE_FIRST <= server_now < _PLAUSIBLE_END:
+        return None
+    if not abs(server_now - our_now) <= MAX_CLOCK_OFFSET:
+        return None
+    return server_now
 
 
 def server_clock_offset(date_header: str | None, local_now: float) -> float | None:
     """Seconds to add to the local wall clock to get the server's, from a ``Date`` header.
 
     ``Date`` has one-second resolution and is stamped before the answer travels, so the
-    estimate errs towards the past: exactly the side on which ``X-Date`` must err.
+    estimate errs towards the past: exactly the side on which ``X-Date`` must err. None
+    (learn nothing) for a missing or malformed ``Date``, one naming a year outside
+    1970..9998, or one more than ``MAX_CLOCK_OFFSET`` (7 days) from ``local_now``.
     """
-    server_now = parse_http_date(date_header)
+    server_now = _server_time(date_header, local_now)
     return None if server_now is None else server_now - local_now
 
 
 def x_date_rejected_for_clock(sent_x_date: str | None, date_header: str | None) -> bool:
     """True when a 401 is explained by our clock: the X-Date we sent was ahead of the
-    server's ``Date``, or older than the 15-minute window."""
+    server's ``Date``, or older than the 15-minute window. A ``Date`` the client would not
+    learn from (see ``server_clock_offset``) explains nothing."""
     sent = parse_x_date(sent_x_date) if sent_x_date else None
-    server_now = parse_http_date(date_header)
-    if sent is None or server_now is None:
+    if sent is None:
+        return False
+    server_now = _server_time(date_header, sent)
+    if server_now is None:
         return False
     return sent > server_now or server_now - sent > X_DATE_WINDOW
 
@@ -447,19 +722,28 @@ __all__ = [
     "API_PREFIX",
     "CANCEL_PATH",
     "JOBS_PATH",
+    "MAX_CLOCK_OFFSET",
+    "REDACTED",
     "RETRY_AFTER_STATUSES",
+    "SUCCESS_CODE",
     "api_error",
+    "business_code",
     "create_job_body",
     "decode_envelope",
     "decode_job_id",
     "error_class",
     "format_x_date",
     "is_retryable",
+    "is_success_code",
+    "job_detail",
     "job_path",
     "new_trace_id",
     "parse_http_date",
     "parse_retry_after",
     "parse_x_date",
+    "redact",
+    "secrets_of",
+    "secrets_to_redact",
     "server_clock_offset",
     "structure",
     "structure_list",

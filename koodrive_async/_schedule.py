@@ -240,10 +240,14 @@ class PollSchedule:
         Args:
             now: Monotonic seconds when the answer arrived.
             status: ``jobInfo.status`` (0 pending, 1 processing, 2 completed, 3 canceled),
-                None when absent.
+                None when absent. A status this version does not know is "processing,
+                progress unknown": its progress is not believed, the fallback interval
+                applies (JobStatus.is_terminal says what ends a job, not this schedule).
             progress: ``jobInfo.progress`` in percent, None when absent.
         """
         now = self._local(now)
+        if status is not None and not JobStatus.is_known(status):
+            progress = None
         if progress is not None and not 0 <= progress <= 100:
             progress = min(max(progress, 0), 100)
         gap = self._gap
@@ -327,7 +331,7 @@ class PollSchedule:
         status = self._status
         if self._progress is None or status == JobStatus.PENDING:
             return None
-        if status is not None and status >= JobStatus.COMPLETED:
+        if JobStatus.is_terminal(status):
             return None
         rate = self._rate(bounded=True)
         if rate is None:
@@ -452,7 +456,7 @@ class PollSchedule:
     def _base_delay(self, now: float, floor: float) -> float:
         policy = self._policy
         status = self._status
-        if status is not None and status >= JobStatus.COMPLETED:
+        if JobStatus.is_terminal(status):
             # Terminal: nothing left to learn; the waiter should not be asking.
             return policy.min_interval
         if status == JobStatus.PENDING:

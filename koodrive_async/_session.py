@@ -7,9 +7,11 @@ on top of it (those are written against these public methods only).
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Final, Self
@@ -21,6 +23,7 @@ import yarl
 
 from . import _protocol as proto
 from ._budget import RetryBudget
+from ._transport import read_capped
 from .auth import SIGNED_HEADERS, AppAuth, TokenAuth
 from .config import (
     DEFAULT_MAX_CONNECTIONS,
@@ -31,6 +34,7 @@ from .config import (
     UseClientDefault,
     check_header_value,
     check_seconds,
+    enum_value,
 )
 from .errors import (
     APIError,
@@ -44,7 +48,7 @@ from .errors import (
     TokenProviderError,
     TransportError,
 )
-from .models import FileRef, JobDetail, JobInfo, JobStatus, TaskType
+from .models import ActionType, FileRef, JobDetail, JobInfo, JobStatus, TaskType
 
 __all__ = ["SessionClient"]
 
@@ -117,7 +121,15 @@ def _check_base_url(base_url: str, *, allow_insecure_http: bool) -> yarl.URL:
             f"base_url {base_url!r} is not https: refused, as tokens would travel in clear "
             "(loopback addresses are allowed; pass allow_insecure_http=True to override)"
         )
-    return url.with_path(url.path.rstrip("/"))
+    # A path is a prefix every request path goes under (a gateway's mount point), so the
+    # API's own path must not be in it: it would be sent twice.
+    prefix = url.path.rstrip("/")
+    if (prefix + "/").endswith(proto.API_PREFIX):
+        raise ValueError(
+            f"base_url {base_url!r} ends with the API path {proto.API_PREFIX!r}: give the "
+            "service root (a gateway's prefix is fine), the client adds the API path"
+        )
+    return url.with_path(prefix)
 
 
 class SessionClient:
@@ -169,7 +181,12 @@ class SessionClient:
         self._host = self._base.host_port_subcomponent or ""
         self._closed = False
         self._clock_offset = 0.0
-        self._token_header: str | None = None
+        # A static token's header is made once; a provider's is asked for at the first call.
+        self._token_header: str | None = (
+            auth.header_value(auth.token)
+            if isinstance(auth, TokenAuth) and isinstance(auth.token, str)
+            else None
+        )
         self._token_generation = 0
         self._token_task: asyncio.Future[str] | None = None
         self._token_waiters = 0
@@ -287,26 +304,25 @@ class SessionClient:
         Raises:
             ValueError: The job id is empty or could change the request path.
             NotFoundError: No such job.
+            ResponseDecodeError: A malformed answer, or one about another job.
             APIError, TransportError, ResponseDecodeError: As the names say, after retries.
         """
         path = proto.job_path(proto.validate_job_id(job_id))
         data = await self._call(
             "GET", path, timeout=timeout, deadline=self._deadline(total_timeout)
         )
-        if not isinstance(data, dict):
-            raise ResponseDecodeError(
-                f"GetJobDetail {job_id}: expected an object in $.data, got {type(data).__name__}"
-            )
-        return proto.structure(data, JobDetail, what=f"GetJobDetail {job_id}")
+        # The Authorization sent is not known here: the current token (and the app secret)
+        # are what a quoted value could echo.
+        return proto.job_detail(data, job_id, authorization=self._token_header, auth=self._auth)
 
     async def create_job(
         self,
-        task_type: TaskType | int,
+        task_type: TaskType | int | str,
         *,
         src_container_id: str,
         dst_container_id: str,
         files: Iterable[FileRef | str] = (),
-        action_type: int | None = None,
+        action_type: ActionType | int | str | None = None,
         new_file_path: str | None = None,
         uncompress_file_paths: Sequence[str] | None = None,
         password: str | None = None,
@@ -323,11 +339,12 @@ class SessionClient:
 
         Args:
             task_type: A TaskType (copy, delete, move, restore, decompress, package download,
-                empty recycle bin).
+                empty recycle bin), its number, or its name (``"package_download"``).
             src_container_id: The source space id (``taskInfo.srcContainerId``).
             dst_container_id: The destination space id (``dstContainerId``).
             files: The files to act on: FileRef(file_id, file_path), or bare file ids.
-            action_type: An ActionType refining the task (e.g. 201 delete to recycle bin).
+            action_type: An ActionType refining the task (e.g. 201 or
+                ``"delete_to_recycle_bin"``).
             new_file_path: Destination path (``taskInfo.newFilePath``).
             uncompress_file_paths: Paths inside an archive to extract (action 503).
             password: The archive password; never logged.
@@ -339,6 +356,9 @@ class SessionClient:
             ValueError: A required argument is missing or malformed.
             APIError, TransportError, ResponseDecodeError: As the names say.
         """
+        task_type = enum_value("task_type", TaskType, task_type)
+        if action_type is not None:
+            action_type = enum_value("action_type", ActionType, action_type)
         body = proto.create_job_body(
             task_type,
             src_container_id=src_container_id,
@@ -351,9 +371,8 @@ class SessionClient:
         )
         extra = None
         if share_folder_id is not None:
-            if not share_folder_id:
-                raise ValueError("share_folder_id must not be empty")
-            extra = {"x-hw-share-folder-id": share_folder_id}
+            extra = {"x-hw-share-folder-id": check_header_value("share_folder_id",
+                                                                share_folder_id)}
         data = await self._call(
             "POST", proto.JOBS_PATH, body=body, timeout=timeout, idempotent=False,
             extra_headers=extra, deadline=self._deadline(total_timeout),
@@ -363,8 +382,8 @@ class SessionClient:
     async def list_jobs(
         self,
         *,
-        task_type: TaskType | int | None = None,
-        status: JobStatus | int | None = None,
+        task_type: TaskType | int | str | None = None,
+        status: JobStatus | int | str | None = None,
         page_size: int = _MAX_PAGE,
         offset: int = 0,
         max_pages: int = _DEFAULT_MAX_PAGES,
@@ -377,8 +396,10 @@ class SessionClient:
         sends the same page twice (it would otherwise never end).
 
         Args:
-            task_type: Only jobs of this TaskType.
-            status: Only jobs in this JobStatus.
+            task_type: Only jobs of this TaskType (a member, its number, or its name:
+                ``"copy"``, ``"package_download"``).
+            status: Only jobs in this JobStatus (``kd.JobStatus.PROCESSING``, 1 or
+                ``"processing"``).
             page_size: Jobs per request, 1 to 100.
             offset: Where to start; the carrier flavour wants offsets above 0, so pass 1 there.
             max_pages: Upper bound on the requests made.
@@ -392,14 +413,17 @@ class SessionClient:
             raise ValueError(f"max_pages must be >= 1, got {max_pages!r}")
         filters: list[tuple[str, str]] = []
         if task_type is not None:
-            filters.append(("type", str(int(task_type))))
+            filters.append(("type", str(int(enum_value("task_type", TaskType, task_type)))))
         if status is not None:
-            filters.append(("status", str(int(status))))
+            filters.append(("status", str(int(enum_value("status", JobStatus, status)))))
         previous: list[JobInfo] | None = None
         for _ in range(max_pages):
             query = [*filters, ("offset", str(offset)), ("limit", str(page_size))]
             data = await self._call("GET", proto.JOBS_PATH, query=query, timeout=timeout)
-            page = proto.structure_list(data, JobInfo, what="GetJobList")
+            page = proto.structure_list(
+                data, JobInfo, what="GetJobList",
+                secrets=proto.secrets_of(self._auth, self._token_header),
+            )
             if page and page == previous:
                 raise ResponseDecodeError(
                     f"GetJobList sent the same page again at offset {offset}: stopping"
@@ -469,6 +493,7 @@ class SessionClient:
         """
         if not isinstance(timeout, UseClientDefault):
             timeout = check_seconds("timeout", timeout)
+        self._check_loop(self._get_session())
         payload = orjson.dumps(body) if body is not None else b""
         retry = _Retry(self._retry, self._clock())
         clock_retried = token_refreshed = False
@@ -594,7 +619,7 @@ class SessionClient:
             headers.update(extra_headers)
         trace_id = headers["X-Traceid"]
         session = self._get_session()
-        url = self._base.with_path(path, encoded=True)
+        url = self._base.with_path(self._path_prefix + path, encoded=True)
         if query:
             url = url.with_query(query)
         try:
@@ -613,14 +638,11 @@ class SessionClient:
                     if status in proto.RETRY_AFTER_STATUSES
                     else None
                 )
-                length = response.content_length
-                if length is not None and length <= self._max_response_bytes:
-                    content = await response.read()
-                else:
-                    content = await self._read_capped(response, length)
+                content = await read_capped(response, self._max_response_bytes)
         except TimeoutError:
+            within = "in time" if timeout is None else f"within {timeout:.3g} s"
             raise RequestTimeoutError(
-                f"{method} {path}: no answer within {timeout} s (trace id {trace_id})"
+                f"{method} {path}: no answer {within} (trace id {trace_id})"
             ) from None
         except aiohttp.ClientConnectorError as exc:
             raise ConnectError(f"{method} {path}: cannot connect: {exc.os_error}") from None
@@ -642,31 +664,14 @@ class SessionClient:
         )
         try:
             return proto.decode_envelope(
-                status, content, trace_id=trace_id, retry_after=retry_after
+                status, content, trace_id=trace_id, retry_after=retry_after,
+                authorization=headers.get("Authorization"), auth=self._auth,
             )
         except AuthenticationError as exc:
             exc.clock_skew = proto.x_date_rejected_for_clock(
                 headers.get("X-Date"), date_header
             )
             raise
-
-    async def _read_capped(self, response: aiohttp.ClientResponse, length: int | None) -> bytes:
-        """Read an answer whose length is unknown or too large, never past the cap."""
-        limit = self._max_response_bytes
-        if length is not None:
-            raise ResponseDecodeError(
-                f"answer of {length} bytes is larger than max_response_bytes ({limit})"
-            )
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.content.iter_any():
-            size += len(chunk)
-            if size > limit:
-                raise ResponseDecodeError(
-                    f"answer is larger than max_response_bytes ({limit}); stopped reading"
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     def _client_timeout(self, seconds: float | None) -> aiohttp.ClientTimeout:
         cached = self._timeouts.get(seconds)
@@ -677,9 +682,55 @@ class SessionClient:
         return cached
 
     def _learn_clock(self, date_header: str | None) -> None:
+        # server_clock_offset ignores an implausible Date (a year outside 1970..9998, or more
+        # than 7 days from our clock): one bad answer must not push X-Date out of range.
         offset = proto.server_clock_offset(date_header, self._wall_clock())
         if offset is not None:
             self._clock_offset = offset
+
+    @functools.cached_property
+    def _path_prefix(self) -> str:
+        """The base_url's path (a gateway's mount point, encoded), "" for none: every request
+        path goes under it, and AppAuth signs the path with it."""
+        return self._base.raw_path.rstrip("/")
+
+    def _signed_path(self, path: str) -> str:
+        """The decoded absolute path the server sees, prefix included: what AppAuth signs."""
+        full = self._path_prefix + path
+        return urllib.parse.unquote(full) if "%" in full else full
+
+    #: The event loop this client belongs to: the first one that used it (see _check_loop).
+    _bound_loop: asyncio.AbstractEventLoop | None = None
+
+    def _check_loop(self, session: aiohttp.ClientSession) -> None:
+        """Refuse, before anything is sent, a request from another event loop.
+
+        A client, like the aiohttp session inside it, belongs to the event loop that first
+        used it: its connections, locks and timers live there. From another loop (a second
+        ``asyncio.run``, another thread's loop) aiohttp would fail half-way and leave a
+        socket behind, so such a call raises ClientClosedError (a KooDriveError, and a
+        RuntimeError as asyncio's own loop errors are) and sends nothing. Costs one
+        identity comparison per request.
+        """
+        loop = asyncio.get_running_loop()
+        bound = self._bound_loop
+        if loop is bound:
+            return
+        if bound is None:
+            # A session made before the first request (a borrowed one, or the one
+            # __aenter__ opened) already belongs to a loop: the client belongs there too.
+            owner = getattr(session, "_loop", None)
+            bound = self._bound_loop = (
+                owner if isinstance(owner, asyncio.AbstractEventLoop) else loop
+            )
+            if bound is loop:
+                return
+        raise ClientClosedError(
+            "this client belongs to the event loop that first used it and cannot be used "
+            "from another one (each asyncio.run() makes a new loop): create one client per "
+            "event loop, or submit the call to the client's loop with "
+            "asyncio.run_coroutine_threadsafe()"
+        )
 
     # -- headers and auth ------------------------------------------------------------------
 
@@ -708,7 +759,9 @@ class SessionClient:
         auth = self._auth
         if isinstance(auth, AppAuth):
             signed = {name: headers[_HEADER_NAMES[name]] for name in SIGNED_HEADERS}
-            headers["Authorization"] = auth.header_value(method, path, query, signed, payload)
+            headers["Authorization"] = auth.header_value(
+                method, self._signed_path(path), query, signed, payload
+            )
         elif token is not None:
             headers["Authorization"] = token
         return headers

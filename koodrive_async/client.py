@@ -9,6 +9,7 @@ from typing import Any, Final
 from . import fanout, waiter
 from ._schedule import PollPolicy
 from ._session import SessionClient
+from .config import USE_CLIENT_DEFAULT, UseClientDefault, check_seconds
 from .errors import KooDriveError
 from .models import JobDetail, JobResult
 
@@ -26,10 +27,16 @@ class KooDriveClient(SessionClient):
     ``X-Date`` corrected by the server clock offset learned from each answer's ``Date``
     header, a unique ``X-Traceid``, ``Host`` and, when configured, ``language``.
 
+    A client belongs to the event loop that first used it (like the aiohttp session inside
+    it): a call from another loop raises ClientClosedError before anything is sent. Make one
+    client per loop.
+
     Args:
-        base_url: The service root, e.g. ``https://intl.myhuaweicloud-koodrive.com``. Plain
-            http is refused except for loopback addresses or with ``allow_insecure_http``.
-        user_id: The KooDrive user id, sent as ``X-User-Id``.
+        base_url: The service root, e.g. ``https://intl.myhuaweicloud-koodrive.com``. A path
+            (``https://gw.example/koodrive-proxy``) is kept as the prefix of every request
+            path. Plain http is refused except for loopback addresses or with
+            ``allow_insecure_http``.
+        user_id: The KooDrive user id, sent as ``X-User-Id`` (no control characters).
         auth: ``TokenAuth(token_or_async_provider)`` or ``AppAuth(app_id, app_secret)``.
         language: Sent as the ``language`` header (e.g. ``"en-US"``), when given.
         timeout: Seconds for one HTTP attempt, default 30; None for no limit. Each method
@@ -37,7 +44,8 @@ class KooDriveClient(SessionClient):
         retry: The RetryPolicy for transient failures.
         max_connections: Connection pool size of the session the client creates.
         session: An aiohttp session to borrow; the client never closes it.
-        max_response_bytes: Larger answers are refused with ResponseDecodeError.
+        max_response_bytes: Answers larger than this once decoded (error answers included)
+            are refused with ResponseDecodeError, and not retried.
         allow_insecure_http: Allow a non-loopback ``http://`` base URL.
         clock: Monotonic seconds, for retry and wait budgets (injectable for tests).
         wall_clock: Epoch seconds, for ``X-Date`` (injectable for tests).
@@ -128,7 +136,8 @@ class KooDriveClient(SessionClient):
         job_ids: Iterable[str],
         *,
         concurrency: int = fanout.DEFAULT_CONCURRENCY,
-        timeout: float | None = None,
+        timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        total_timeout: float | None = None,
     ) -> AsyncIterator[tuple[str, JobDetail | KooDriveError]]:
         """Look up many jobs at once; yield ``(job_id, JobDetail or error)`` as each ends.
 
@@ -142,13 +151,18 @@ class KooDriveClient(SessionClient):
         Args:
             job_ids: The jobs to look up.
             concurrency: Requests in flight at most (>= 1); capped at the connection pool.
-            timeout: Seconds for each lookup with its retries; None: the client's settings.
+            timeout: Seconds for each HTTP attempt, as on ``get_job``; None for no limit.
+            total_timeout: Seconds for each lookup with all its retries, as on ``get_job``.
 
         Raises:
-            ValueError: ``concurrency`` below 1, at once.
+            ValueError: ``concurrency`` below 1 or a bad timeout, at once.
         """
+        if not isinstance(timeout, UseClientDefault):
+            check_seconds("timeout", timeout)
+        check_seconds("total_timeout", total_timeout)
         return fanout.get_jobs(
-            self, job_ids, concurrency=self._bounded_concurrency(concurrency), timeout=timeout
+            self, job_ids, concurrency=self._bounded_concurrency(concurrency), timeout=timeout,
+            total_timeout=total_timeout,
         )
 
     def wait_for_jobs(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import math
 import re
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import attrs
 
@@ -19,7 +19,10 @@ __all__ = [
     "UseClientDefault",
     "check_header_value",
     "check_seconds",
+    "enum_value",
 ]
+
+E = TypeVar("E", bound=enum.IntEnum)
 
 #: Seconds allowed for one HTTP attempt (connect, send, read the whole answer).
 DEFAULT_TIMEOUT: Final = 30.0
@@ -59,6 +62,36 @@ def check_seconds(name: str, value: object) -> float | None:
     if not value > 0:  # NaN included
         raise ValueError(f"{name} must be > 0 seconds or None, got {value!r}")
     return None if math.isinf(value) else float(value)
+
+
+def enum_value(name: str, cls: type[E], value: object) -> E | int:
+    """The member of ``cls`` a caller means: a member, its int value, or its name in any case
+    with ``-`` or ``_`` (``"processing"``, ``"package-download"``).
+
+    An int the enum does not know is kept as it is (the service may know it).
+
+    Raises:
+        ValueError: A name that is not one, naming ``name`` and the choices.
+        TypeError: Neither an int nor a str.
+    """
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return cls(value)
+        except ValueError:
+            return value
+    if isinstance(value, str):
+        key = value.strip().upper().replace("-", "_")
+        member = cls.__members__.get(key)
+        if member is not None:
+            return member
+        if key.isdigit():
+            return enum_value(name, cls, int(key))
+        choices = ", ".join(m.lower() for m in cls.__members__)
+        raise ValueError(f"{name} must be one of {choices} (or its number), got {value!r:.40}")
+    raise TypeError(f"{name} must be a {cls.__name__}, an int or a name, not "
+                    f"{type(value).__name__}")
 
 
 def check_header_value(name: str, value: object) -> str:

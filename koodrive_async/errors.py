@@ -12,7 +12,7 @@
     │   ├── NotFoundError           404
     │   ├── RateLimitError          429
     │   └── ServerError             5xx, and the transient business code 13000201
-    ├── ResponseDecodeError         a 2xx answer that is not the documented shape
+    ├── ResponseDecodeError         a 2xx answer not of the documented shape; any too large
     ├── InvalidJobIdError           a job id that could change the path; also a ValueError
     ├── TokenProviderError          the token provider raised, timed out or gave no usable token
     ├── ClientClosedError           a call on a closed client; also a RuntimeError
@@ -132,7 +132,8 @@ class ServerError(APIError):
 
 
 class ResponseDecodeError(KooDriveError):
-    """A 2xx answer whose body is not the documented shape.
+    """A 2xx answer whose body is not the documented shape, or any answer larger than
+    ``max_response_bytes`` once decoded (not retried: it would come again).
 
     Attributes:
         problems: Where the document differs, one line each (``$.data.jobInfo.status: ...``).
@@ -158,7 +159,8 @@ class TokenProviderError(KooDriveError):
 
 
 class ClientClosedError(KooDriveError, RuntimeError):
-    """A call on a closed client, or one in flight when it was closed."""
+    """A call on a closed client, one in flight when it was closed, or a call from another
+    event loop than the one the client belongs to (the first that used it)."""
 
 
 class CallbackError(KooDriveError):

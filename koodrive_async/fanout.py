@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from ._schedule import PollPolicy
+from .config import USE_CLIENT_DEFAULT, UseClientDefault
 from .errors import KooDriveError, RequestTimeoutError
 from .models import JobDetail, JobResult
 from .waiter import Clock, JobSource, ProgressCallback, Sleep, wait_for_job
@@ -168,17 +169,32 @@ async def _fan_out(
 # its parent is (both at once), and each layer costs a frame switch per outcome.
 
 
+class Lookups(Protocol):
+    """What ``get_jobs`` needs of a client: KooDriveClient is one."""
+
+    async def get_job(
+        self,
+        job_id: str,
+        *,
+        timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        total_timeout: float | None = None,
+    ) -> JobDetail:
+        """GetJobDetail: ``timeout`` per attempt, all retries within ``total_timeout``."""
+        ...
+
+
 def get_jobs(
-    source: JobSource,
+    source: Lookups,
     job_ids: Iterable[str],
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
-    timeout: float | None = None,
+    timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+    total_timeout: float | None = None,
 ) -> AsyncIterator[tuple[str, JobDetail | KooDriveError]]:
     """Look up many jobs; see ``KooDriveClient.get_jobs``. Bad arguments raise at once."""
     check_concurrency(concurrency)
     # get_job validates the id (InvalidJobIdError): a partial spares a frame per lookup.
-    lookup = functools.partial(source.get_job, total_timeout=timeout)
+    lookup = functools.partial(source.get_job, timeout=timeout, total_timeout=total_timeout)
     # A lookup holds its worker from start to end: the worker count is the bound.
     return _fan_out(job_ids, lookup, max_active=concurrency)
 

@@ -45,7 +45,25 @@ class JobStatus(enum.IntEnum):
     @property
     def terminal(self) -> bool:
         """True for COMPLETED and CANCELED: the job will not change any more."""
-        return self >= JobStatus.COMPLETED
+        return self in _TERMINAL_STATUSES
+
+    @classmethod
+    def is_terminal(cls, status: object) -> bool:
+        """Whether a status, a member or a raw value, means the job has ended.
+
+        The one definition of "terminal": completed (2) and canceled (3). A status this
+        version does not know (say 7) is kept raw and is *not* terminal: the job is taken to
+        be still running, with its progress unknown, and waited on as such.
+        """
+        return status in _TERMINAL_STATUSES
+
+    @classmethod
+    def is_known(cls, status: object) -> bool:
+        """Whether this version knows the status (0 to 3), as a member or a raw value."""
+        return status in cls._value2member_map_
+
+
+_TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.CANCELED})
 
 
 class TaskResultCode(enum.IntEnum):
@@ -136,8 +154,8 @@ class JobInfo:
 
     @property
     def terminal(self) -> bool:
-        """True once the status is completed (2) or canceled (3)."""
-        return self.status in (JobStatus.COMPLETED, JobStatus.CANCELED)
+        """True once the status is completed (2) or canceled (3); see JobStatus.is_terminal."""
+        return JobStatus.is_terminal(self.status)
 
 
 # TaskInfo and UncompressedFileInfo come by the thousand in one answer: without slots, the

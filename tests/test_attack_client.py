@@ -438,3 +438,26 @@ async def test_a_wait_rides_out_three_garbled_answers_in_a_row_and_ends_on_a_fou
         async with make_client(emulator, vt) as client:
             emulator.inject(Fault.body(GARBLED), times=1)
             await client.get_job(job_id)
+
+
+@pytest.mark.parametrize(
+    ("option", "field"),
+    [({"files": ["f\udcff"]}, r"files\[0\]\.file_id"),
+     ({"files": [kd.FileRef("f", "/a/\udcff.txt")]}, r"files\[0\]\.file_path"),
+     ({"src_container_id": "s\ud800"}, "src_container_id"),
+     ({"new_file_path": "/x\udcff"}, "new_file_path"),
+     ({"uncompress_file_paths": ["ok", "b\udcff"]}, r"uncompress_file_paths\[1\]"),
+     ({"password": "p\udcff"}, "password"),
+     ({"share_folder_id": "sf\n"}, "share_folder_id")],
+)
+async def test_a_create_job_string_that_cannot_be_sent_is_a_value_error_naming_it(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient, option: dict[str, object],
+    field: str,
+) -> None:
+    arguments: dict[str, object] = {"src_container_id": "s", "dst_container_id": "d",
+                                    "files": ["f1"]}
+    arguments.update(option)
+    with pytest.raises(ValueError, match=field) as caught:
+        await client.create_job(kd.TaskType.DECOMPRESS, **arguments)  # type: ignore[arg-type]
+    assert not isinstance(caught.value, kd.KooDriveError)
+    assert emulator.requests == [], "refused before any request"

@@ -232,3 +232,203 @@ def test_decode_job_id() -> None:
     for bad in (None, "", True, [1], {}):
         with pytest.raises(ResponseDecodeError):
             proto.decode_job_id(bad)
+
+
+# -- issue 9: the envelope's success, said once ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "success"),
+    [(0, True), ("0", True), (False, False), (0.0, False), (True, False), ("00", False),
+     (" 0", False), ("-0", False), (None, False), ([0], False), (13000201, False)],
+)
+def test_success_is_exactly_int_0_or_string_0(code: object, success: bool) -> None:
+    assert proto.is_success_code(code) is success
+
+
+@pytest.mark.parametrize(
+    ("code", "kept"),
+    [(13000201, 13000201), ("13000201", 13000201), ("-5", -5), ("00", "00"), ("-0", "-0"),
+     (" 1", " 1"), ("APIGW.0301", "APIGW.0301"), (False, "false"), (True, "true"),
+     (0.0, "0.0"), ([1], "[1]"), (None, None), ("x" * 100, "x" * 64),
+     ("1" * 30, "1" * 30)],
+)
+def test_business_codes_are_kept_faithfully(code: object, kept: object) -> None:
+    assert proto.business_code(code) == kept
+    assert type(proto.business_code(code)) is type(kept)
+
+
+@pytest.mark.parametrize(
+    ("body", "kept"),
+    [(b'{"code":false,"msg":"quota exceeded","data":"123"}', "false"),
+     (b'{"code":0.0,"data":"1"}', "0.0"), (b'{"code":0e0,"data":"1"}', "0.0"),
+     (b'{"code":"00","data":"1"}', "00"), (b'{"code":null,"data":"1"}', None)],
+)
+def test_a_code_that_only_looks_like_0_is_an_api_error(body: bytes, kept: object) -> None:
+    with pytest.raises(APIError) as caught:
+        proto.decode_envelope(200, body)
+    assert caught.value.code == kept and type(caught.value.code) is type(kept)
+
+
+def test_a_transient_code_sent_as_a_string_is_still_transient() -> None:
+    with pytest.raises(ServerError) as caught:
+        proto.decode_envelope(200, b'{"code":"13000201","msg":"internal invoke failure"}')
+    assert caught.value.code == 13000201 and proto.is_retryable(caught.value)
+
+
+# -- issue 9: the clock learned only from a plausible Date; X-Date never breaks ------------
+
+
+@pytest.mark.parametrize(
+    ("moment", "expected"),
+    [(float("nan"), "19700101T000000Z"), (float("-inf"), "19700101T000000Z"),
+     (-1.0, "19700101T000000Z"), (float("inf"), "99991231T235959Z"),
+     (1e20, "99991231T235959Z"), (253402300800.0, "99991231T235959Z"),
+     (253402300799.9, "99991231T235959Z"), (0.0, "19700101T000000Z")],
+)
+def test_x_date_never_raises_and_is_always_16_characters(moment: float, expected: str) -> None:
+    assert proto.format_x_date(moment) == expected
+
+
+def test_only_a_plausible_date_teaches_an_offset() -> None:
+    local = datetime(2025, 11, 3, 7, 1, 40, tzinfo=UTC).timestamp()
+    for bad in ("Fri, 31 Dec 9999 23:59:59 GMT", "Mon, 01 Jan 0100 00:00:00 GMT",
+                "Wed, 31 Dec 1969 23:59:59 GMT",
+                "Tue, 11 Nov 2025 07:01:41 GMT",   # 8 days and a second ahead
+                "Mon, 27 Oct 2025 07:01:39 GMT"):  # 7 days and a second behind
+        assert proto.server_clock_offset(bad, local) is None, bad
+    assert proto.server_clock_offset("Mon, 10 Nov 2025 07:01:40 GMT", local) == 7 * 86400
+    assert proto.server_clock_offset("Mon, 27 Oct 2025 07:01:40 GMT", local) == -7 * 86400
+    assert proto.MAX_CLOCK_OFFSET == 7 * 86400
+
+
+def test_an_implausible_date_explains_no_401() -> None:
+    assert not proto.x_date_rejected_for_clock("20251103T070140Z",
+                                               "Fri, 31 Dec 9999 23:59:59 GMT")
+    assert not proto.x_date_rejected_for_clock("20251103T070140Z",
+                                               "Mon, 01 Jan 0100 00:00:00 GMT")
+    assert proto.x_date_rejected_for_clock("20251103T070140Z", "Sun, 02 Nov 2025 07:01:40 GMT")
+
+
+# -- issue 9: the client's secrets never quoted back -------------------------------------
+
+TOKEN = "tok-SECRET-4e1f9c"
+SIG = "ab" * 32
+HMAC = f"HMAC-SHA256 AppId=a,SignedHeaders=host;x-date;x-user-id,Signature={SIG}"
+
+
+def test_secrets_to_redact_finds_the_credential_inside_the_authorization() -> None:
+    assert proto.secrets_to_redact("Bearer+" + TOKEN) == ("Bearer+" + TOKEN, TOKEN)
+    assert proto.secrets_to_redact("AT " + TOKEN) == ("AT " + TOKEN, TOKEN)
+    assert proto.secrets_to_redact("Tok:" + TOKEN, token_prefix="Tok:") == ("Tok:" + TOKEN, TOKEN)
+    assert proto.secrets_to_redact("Bearer+a/b=c+d" + TOKEN) == (  # and percent-encoded
+        "Bearer+a/b=c+d" + TOKEN, "a%2Fb%3Dc%2Bd" + TOKEN, "a/b=c+d" + TOKEN,
+    )
+    assert proto.secrets_to_redact(HMAC, also=["app-secret-1"]) == (HMAC, SIG, "app-secret-1")
+    assert proto.secrets_to_redact("Bearer+t") == ("Bearer+t",)  # "t" is too short
+    assert proto.secrets_to_redact(None) == ()
+
+
+def test_secrets_of_a_client() -> None:
+    from koodrive_async.auth import AppAuth, TokenAuth
+
+    assert proto.secrets_of(TokenAuth(TOKEN), None) == ("Bearer+" + TOKEN, TOKEN)
+    assert proto.secrets_of(AppAuth("a", "app-secret-1"), HMAC) == (HMAC, SIG, "app-secret-1")
+    # The signature sent is unknown: anything shaped like one stands for it.
+    assert proto.secrets_of(AppAuth("a", "app-secret-1"), None) == (
+        "app-secret-1", proto.SIGNATURE_SHAPE,
+    )
+
+
+def test_error_texts_are_redacted_before_they_are_cut() -> None:
+    secrets = proto.secrets_to_redact("Bearer+" + TOKEN)
+    long_msg = "m" * 495 + TOKEN  # the 500-character cut would keep "tok-S"
+    body = f'{{"code":"Bearer+{TOKEN}","msg":"{long_msg}"}}'.encode()
+    error = proto.api_error(401, body, trace_id=None, retry_after=None, secrets=secrets)
+    assert error.code == proto.REDACTED  # the whole Authorization value, echoed as a code
+    assert error.msg == "m" * 495 + "<reda"
+    page = b" " * 4090 + TOKEN.encode()  # across the 4096-byte window
+    error = proto.api_error(502, page, trace_id=None, retry_after=None, secrets=secrets)
+    assert error.msg is None or "tok" not in error.msg
+    page = b"<p>" + b"y" * 190 + TOKEN.encode()  # across the 200-character cut
+    error = proto.api_error(502, page, trace_id=None, retry_after=None, secrets=secrets)
+    assert error.msg is not None and "tok" not in error.msg
+
+
+def test_decode_envelope_redacts_what_it_quotes() -> None:
+    from koodrive_async.auth import TokenAuth
+
+    auth, sent = TokenAuth(TOKEN), "Bearer+" + TOKEN
+    for status, body in [(401, b'{"code":1,"msg":"bad Bearer+' + TOKEN.encode() + b'"}'),
+                         (200, b"<html>" + TOKEN.encode()),
+                         (200, b'{"code":"' + TOKEN.encode() + b'"}')]:
+        with pytest.raises((APIError, ResponseDecodeError)) as caught:
+            proto.decode_envelope(status, body, authorization=sent, auth=auth)
+        assert TOKEN not in str(caught.value) + repr(caught.value.__dict__)
+        assert proto.REDACTED in str(caught.value)
+        assert caught.value.__context__ is None  # the JSON error holds the whole body
+
+
+def test_structure_problems_quote_redacted_values() -> None:
+    from koodrive_async.models import JobDetail
+
+    data = {"jobInfo": {"status": "Bearer+" + TOKEN, "progress": TOKEN + "0" * 40}}
+    with pytest.raises(ResponseDecodeError) as caught:
+        proto.structure(data, JobDetail, what="x", secrets=proto.secrets_to_redact(None,
+                                                                                  also=[TOKEN]))
+    text = str(caught.value) + repr(caught.value.problems)
+    assert "tok-S" not in text and "<redacted>" in text
+    assert caught.value.__context__ is None
+    with pytest.raises(ResponseDecodeError, match=r"got dict$"):
+        proto.decode_job_id({"id": TOKEN})  # the kind of value only, never its text
+
+
+# -- issue 9: an answer about another job -------------------------------------------------
+
+
+def test_job_detail_must_be_about_the_job_asked() -> None:
+    with pytest.raises(ResponseDecodeError, match=r"about job '2'.*not job '1'") as caught:
+        proto.job_detail({"jobInfo": {"taskId": "2", "status": 2}}, "1")
+    assert caught.value.problems == ("$.data.jobInfo.taskId: expected '1'",)
+    assert proto.job_detail({"jobInfo": {"status": 1}}, "1").status == 1  # no taskId: fine
+    assert proto.job_detail({"jobInfo": {"taskId": 1, "status": 1}}, "1").status == 1
+    assert proto.job_detail({}, "1").job_info is None
+    with pytest.raises(ResponseDecodeError, match="expected an object"):
+        proto.job_detail([], "1")
+    from koodrive_async.auth import TokenAuth
+
+    with pytest.raises(ResponseDecodeError) as caught:
+        proto.job_detail({"jobInfo": {"taskId": TOKEN}}, "1", auth=TokenAuth(TOKEN))
+    assert TOKEN not in str(caught.value) and "'<redacted>'" in str(caught.value)
+
+
+# -- issue 9: "terminal" said once, on the model ------------------------------------------
+
+
+def test_terminal_is_said_once_and_an_unknown_status_is_not_terminal() -> None:
+    from koodrive_async.models import JobInfo, JobStatus
+
+    assert [JobStatus.is_terminal(s) for s in (0, 1, 2, 3, 4, 7, None)] == [
+        False, False, True, True, False, False, False,
+    ]
+    assert [s.terminal for s in JobStatus] == [False, False, True, True]
+    assert not JobInfo(status=7).terminal and JobInfo(status=JobStatus.CANCELED).terminal
+    assert JobStatus.is_known(3) and not JobStatus.is_known(7)
+
+
+def test_the_schedule_polls_an_unknown_status_like_a_running_job_of_unknown_progress() -> None:
+    from koodrive_async._schedule import PollPolicy, PollSchedule
+
+    policy = PollPolicy(jitter=0.0)
+    unknown, running = PollSchedule(policy), PollSchedule(policy)
+    delays: list[tuple[float, float]] = []
+    t = 0.0
+    for _ in range(8):
+        unknown.observe(t, 7, 50)
+        running.observe(t, 1, None)
+        delay = unknown.next_delay(t)
+        delays.append((delay, running.next_delay(t)))
+        t += delay
+    assert all(a == b for a, b in delays)
+    assert [a for a, _ in delays][:4] == [1.0, 1.5, 2.25, 3.375]
+    assert unknown.predicted_finish(t) is None

@@ -96,6 +96,8 @@ async def _run(args: object, env: Mapping[str, str]) -> int:
     except ValueError as exc:  # refused by the library before any request
         out.note(f"error: {exc}")
         return EXIT_USAGE
+    except BrokenPipeError:
+        raise  # stdout closed by its reader: not an error, see main
     except OSError as exc:
         out.note(f"error: {exc}")
         return EXIT_ERROR
@@ -111,7 +113,7 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
     if importlib.util.find_spec("rich") is None:
         print(_MISSING_RICH, file=sys.stderr)
         return EXIT_ERROR
-    from ._parser import build_parser
+    from ._parser import build_parser, check_text
 
     parser, commands = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -125,9 +127,36 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
         return EXIT_USAGE
     args = commands[command].parse_intermixed_args(argv[1:])
     args.command = command
+    try:
+        check_text(commands[command], args)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return exc.code
     _log_to_stderr()
     try:
-        return asyncio.run(_run(args, os.environ if env is None else env))
+        code = asyncio.run(_run(args, os.environ if env is None else env))
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is seen below
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return _stdout_closed()
+    return code
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``| head``): end quietly and successfully, as git does.
+
+    The interpreter flushes stdout once more at exit; pointed at the null device, that flush
+    cannot fail again with a message on stderr.
+    """
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # not a real file: in-process callers
+        return EXIT_OK
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+    return EXIT_OK

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 import attrs
 
@@ -36,7 +36,7 @@ from koodrive_async.models import (
 )
 
 from . import _json
-from ._config import Settings, resolve
+from ._config import INSECURE_HTTP_HINT, Settings, is_utf8, resolve
 from ._download import Download, download
 from ._exit import (
     EXIT_ERROR,
@@ -84,6 +84,7 @@ TASK_TYPES: Final = {
 }
 _STATUSES: Final = {status.name.lower(): status for status in JobStatus}
 _REMOTE_TIMEOUT: Final = 60.0
+_MAX_PASSWORD: Final = 4096
 
 
 @attrs.frozen
@@ -126,16 +127,37 @@ def poll_policy(every: float | None) -> PollPolicy | None:
     )
 
 
+def _client(settings: Settings, *, allow_insecure_http: bool) -> KooDriveClient:
+    return KooDriveClient(
+        settings.base_url, user_id=settings.user_id, auth=settings.auth,
+        allow_insecure_http=allow_insecure_http,
+    )
+
+
 def connect(settings: Settings) -> KooDriveClient:
     """A client for the configured service.
 
     Raises:
-        UsageError: The base URL or user id is not acceptable.
+        UsageError: The base URL or user id is not acceptable; a plain-http base URL that
+            only ``--allow-insecure-http`` would let through names that flag and its variable.
     """
     try:
-        return KooDriveClient(settings.base_url, user_id=settings.user_id, auth=settings.auth)
+        return _client(settings, allow_insecure_http=settings.allow_insecure_http)
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        error = str(exc)
+    if not settings.allow_insecure_http:
+        # Asking the client again, rather than repeating its rule of what is loopback, tells
+        # whether plain http was the only objection. It opens nothing: the session is lazy.
+        try:
+            _client(settings, allow_insecure_http=True)
+        except ValueError:
+            pass
+        else:
+            error = (
+                f"base URL {settings.base_url} is not https: refused, as the credentials would"
+                f" travel in clear (loopback addresses are allowed); {INSECURE_HTTP_HINT}"
+            )
+    raise UsageError(error)
 
 
 def _job_ids(raw: Sequence[str]) -> list[str]:
@@ -325,12 +347,31 @@ def _action(args: argparse.Namespace, task_type: int) -> int | None:
 
 
 def _password(args: argparse.Namespace) -> str | None:
+    """The archive password, from standard input or the environment; never shown."""
     if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-        if not password:
-            raise UsageError("--password-stdin: no password on standard input")
-        return password
-    return os.environ.get(ENV_ARCHIVE_PASSWORD) or None
+        return _password_from_stdin()
+    password = os.environ.get(ENV_ARCHIVE_PASSWORD)
+    if password and not is_utf8(password):
+        raise UsageError(f"${ENV_ARCHIVE_PASSWORD} is not valid UTF-8")
+    return password or None
+
+
+def _password_from_stdin() -> str:
+    # Bytes, decoded here: the text layer's decoding depends on the locale, and a password
+    # must be a clear error, not a surrogate that breaks the request body later.
+    stream: BinaryIO | None = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        raise UsageError("--password-stdin: standard input is closed")
+    line = stream.readline(_MAX_PASSWORD + 2).rstrip(b"\r\n")  # bounded: stdin may be endless
+    if len(line) > _MAX_PASSWORD:
+        raise UsageError(f"--password-stdin: the password is longer than {_MAX_PASSWORD} bytes")
+    try:
+        password = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError("--password-stdin: the password is not valid UTF-8") from None
+    if not password:
+        raise UsageError("--password-stdin: no password on standard input")
+    return password
 
 
 async def cmd_create(args: argparse.Namespace, settings: Settings, out: Output) -> int:
@@ -344,6 +385,7 @@ async def cmd_create(args: argparse.Namespace, settings: Settings, out: Output) 
                 f"delete to the recycle bin needs each file's path (FILE_ID:/path), missing for"
                 f" {', '.join(missing)}; or pass --permanent"
             )
+    password = _password(args) if task_type == TaskType.DECOMPRESS else None
     async with connect(settings) as client:
         try:
             job_id = await client.create_job(
@@ -354,7 +396,7 @@ async def cmd_create(args: argparse.Namespace, settings: Settings, out: Output) 
                 action_type=_action(args, task_type),
                 new_file_path=args.to,
                 uncompress_file_paths=args.extract or None,
-                password=_password(args) if task_type == TaskType.DECOMPRESS else None,
+                password=password,
                 share_folder_id=args.share_folder,
                 total_timeout=_REMOTE_TIMEOUT,
             )
@@ -409,13 +451,14 @@ async def download_job(
     job_id: str,
     out: Output,
     *,
-    output: Path | None,
+    output: Path | BinaryIO | None,
     force: bool,
     timeout: float | None,
     retries: int,
     poll: PollPolicy | None = None,
 ) -> tuple[int, Download | None]:
-    """Wait for a package-download job if needed, then download its package."""
+    """Wait for a package-download job if needed, then download its package (to a file, a
+    directory, or a binary stream)."""
     detail = await client.get_job(job_id, total_timeout=_REMOTE_TIMEOUT)
     info = detail.job_info
     if info is not None and info.task_type not in (None, TaskType.PACKAGE_DOWNLOAD):
@@ -453,6 +496,9 @@ async def download_job(
 
 
 def _print_download(out: Output, done: Download, job_id: str | None) -> None:
+    if done.path is None:  # the zip itself went to stdout: nothing else may
+        out.note(f"wrote {done.size} bytes to standard output (sha256 {done.sha256})")
+        return
     if out.json:
         document: dict[str, object] = {"jobId": job_id} if job_id else {}
         document.update(
@@ -466,9 +512,28 @@ def _print_download(out: Output, done: Download, job_id: str | None) -> None:
     out.line(str(done.path))
 
 
+def _output(raw: str | None, out: Output) -> Path | BinaryIO | None:
+    """Where ``-o`` sends the zip: a path, stdout for ``-`` (a pipe or a file), or the default."""
+    if raw is None or raw == "":
+        return None
+    if raw != "-":
+        if raw.endswith(("/", os.sep)) and not os.path.isdir(raw):
+            raise UsageError(f"no such directory: {raw}")  # Path() would drop the slash
+        return Path(raw)
+    if out.json:
+        raise UsageError("-o - writes the zip to standard output: --json cannot go there too")
+    if out.fancy:
+        raise UsageError(
+            "-o -: standard output is a terminal, not the place for a zip; redirect it"
+            " (> file.zip, | unzip ...) or pass -o PATH"
+        )
+    sys.stdout.flush()
+    return sys.stdout.buffer
+
+
 async def cmd_download(args: argparse.Namespace, env: Mapping[str, str], out: Output) -> int:
     """Download a package by job id (waiting for the job if needed) or by URL."""
-    output = Path(args.output) if args.output else None
+    output = _output(args.output, out)
     if args.target.startswith(("http://", "https://")):
         with byte_bar(enabled=out.bars) as bar:
             done = await download(

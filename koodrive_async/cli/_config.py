@@ -16,14 +16,30 @@ from koodrive_async.auth import AppAuth, TokenAuth
 
 from ._exit import UsageError
 
-__all__ = ["ENV_APP_ID", "ENV_APP_SECRET", "ENV_BASE_URL", "ENV_TOKEN", "ENV_USER_ID",
-           "Settings", "add_arguments", "resolve"]
+__all__ = [
+    "ENV_ALLOW_INSECURE_HTTP",
+    "ENV_APP_ID",
+    "ENV_APP_SECRET",
+    "ENV_BASE_URL",
+    "ENV_TOKEN",
+    "ENV_USER_ID",
+    "INSECURE_HTTP_HINT",
+    "Settings",
+    "add_arguments",
+    "is_utf8",
+    "resolve",
+]
 
 ENV_BASE_URL: Final = "KOODRIVE_BASE_URL"
 ENV_USER_ID: Final = "KOODRIVE_USER_ID"
 ENV_TOKEN: Final = "KOODRIVE_TOKEN"
 ENV_APP_ID: Final = "KOODRIVE_APP_ID"
 ENV_APP_SECRET: Final = "KOODRIVE_APP_SECRET"
+ENV_ALLOW_INSECURE_HTTP: Final = "KOODRIVE_ALLOW_INSECURE_HTTP"
+#: How to override the refusal of a plain-http base URL, in the command line's own words.
+INSECURE_HTTP_HINT: Final = f"pass --allow-insecure-http or set {ENV_ALLOW_INSECURE_HTTP}=1"
+_YES: Final = frozenset({"1", "true", "yes", "on"})
+_NO: Final = frozenset({"", "0", "false", "no", "off"})
 
 
 @attrs.frozen
@@ -33,6 +49,17 @@ class Settings:
     base_url: str
     user_id: str
     auth: TokenAuth | AppAuth = attrs.field(repr=False)
+    allow_insecure_http: bool = False
+
+
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` is valid UTF-8: argv and the environment carry undecodable bytes as
+    lone surrogates, which no request body or header can encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,12 +77,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--app-secret", metavar="SECRET", help=f"app secret for app auth (${ENV_APP_SECRET})"
     )
+    group.add_argument(
+        "--allow-insecure-http", action="store_true",
+        help="allow a plain http:// base URL to a host that is not loopback, although the"
+             f" credentials then travel in clear (${ENV_ALLOW_INSECURE_HTTP}=1)",
+    )
 
 
 def _pick(flag_value: str | None, env: Mapping[str, str], name: str) -> str | None:
     value = flag_value if flag_value is not None else env.get(name)
+    if value is not None and not is_utf8(value):
+        # Flags were checked when parsed: this is the variable. Its value may be a secret.
+        raise UsageError(f"${name} is not valid UTF-8")
     value = value.strip() if value is not None else None
     return value or None
+
+
+def _switch(flag: bool, env: Mapping[str, str], name: str) -> bool:
+    """A yes/no setting: the flag, or the variable set to 1/true/yes/on (0/false/no/off)."""
+    if flag:
+        return True
+    value = (_pick(None, env, name) or "").lower()
+    if value not in _YES | _NO:
+        raise UsageError(f"${name} must be 1 or 0 (or true/false, yes/no, on/off)")
+    return value in _YES
 
 
 def resolve(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
@@ -87,4 +132,7 @@ def resolve(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
             f"no credentials: pass --token or set {ENV_TOKEN}"
             f" (or --app-id and --app-secret, {ENV_APP_ID} and {ENV_APP_SECRET})"
         )
-    return Settings(base_url=base_url, user_id=user_id, auth=auth)
+    return Settings(
+        base_url=base_url, user_id=user_id, auth=auth,
+        allow_insecure_http=_switch(args.allow_insecure_http, env, ENV_ALLOW_INSECURE_HTTP),
+    )

@@ -130,6 +130,7 @@ async def _download_package(package: JobResult | KooDriveError, out: Output) -> 
         out.note(f"downloading the package to {folder} ...")
         with byte_bar(enabled=out.bars) as bar:
             saved = await download(package.download_url, output=Path(folder), progress=bar)
+        assert saved.path is not None  # downloaded to a folder, not to a stream
         expected = [Path(ref.file_path or ref.file_id).name for ref in _REPORTS]
         problem = _check_zip(saved.path, expected)
         if problem is None:

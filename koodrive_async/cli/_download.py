@@ -3,20 +3,25 @@
 The download URL is a pre-signed link to object storage, not an API endpoint: it gets no
 credentials (sending the token to another host would leak it), so it has an aiohttp session
 of its own. The server's file name is never trusted as a path: only a safe base name of it is
-used, inside the target directory.
+used, inside the target directory. Only a regular file is ever replaced: a symlink, a FIFO or
+a device at the target (``-o /dev/null``) is refused, ``--force`` or not, and the partial
+file is opened without following a symlink planted at its name. A binary stream (stdout, for
+``-o -``) gets the bytes as they arrive instead, resumed within the one call only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import json
 import os
 import re
+import stat
 import unicodedata
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, BinaryIO, Final, NoReturn, Protocol, TypeVar
 
 import aiohttp
 import attrs
@@ -46,7 +51,24 @@ _UNSATISFIED_RANGE: Final = re.compile(r"bytes \*/(\d+)")
 # Delays between resumed attempts: short, a download link does not rate-limit like the API.
 _RETRY_DELAYS: Final = (0.5, 1.0, 2.0, 4.0)
 
+# Open flags for the files of ours in the target directory: never through a symlink planted at
+# the name, never blocking on a FIFO planted there (checked to be a regular file once open).
+_PRIVATE_OPEN: Final = (
+    getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+)
+# What open(O_NOFOLLOW | O_NONBLOCK) says about a symlink (ELOOP; EMLINK on the BSDs) or a
+# FIFO with no reader (ENXIO).
+_NOT_REGULAR_ERRNOS: Final = frozenset({errno.ELOOP, errno.EMLINK, errno.ENXIO})
+_KINDS: Final = (
+    (stat.S_ISLNK, "symbolic link"),
+    (stat.S_ISFIFO, "FIFO"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISSOCK, "socket"),
+)
+
 Sleep = Callable[[float], Awaitable[None]]
+_T = TypeVar("_T")
 
 
 class ByteProgress(Protocol):
@@ -66,14 +88,14 @@ class Download:
     """A completed download.
 
     Attributes:
-        path: Where the file now is.
+        path: Where the file now is; None when it was written to a stream.
         size: Its size in bytes.
         resumed_from: Bytes already on disk when the last request started (0: from scratch).
         requests: Requests made, resumed ones included.
         sha256: Hex digest of the file.
     """
 
-    path: Path
+    path: Path | None
     size: int
     resumed_from: int
     requests: int
@@ -120,20 +142,54 @@ def _target(url: yarl.URL, output: Path | None, key: str | None) -> _Target:
     return _Target(directory, name, part, part.with_name(part.name + ".json"))
 
 
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "special file")
+
+
 def _refuse_existing(path: Path, force: bool) -> None:
-    if path.exists() and not force:
-        raise CliError(f"{path} already exists: pass --force to overwrite it", EXIT_USAGE)
-    if path.is_dir():
+    """Refuse to replace anything at ``path`` but a regular file, and that only with force."""
+    try:
+        mode = path.lstat().st_mode  # lstat: a symlink is judged itself, not its target
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
         raise CliError(f"{path} is a directory", EXIT_USAGE)
+    if not stat.S_ISREG(mode):
+        raise CliError(
+            f"{path} is a {_kind(mode)}, not a regular file: refusing to replace it"
+            " (-o - writes to standard output)", EXIT_USAGE,
+        )
+    if not force:
+        raise CliError(f"{path} already exists: pass --force to overwrite it", EXIT_USAGE)
+
+
+def _open_private(path: Path, flags: int) -> int:
+    """A file descriptor of one of our files, refused unless it is a regular file."""
+    try:
+        fd = os.open(path, flags | _PRIVATE_OPEN, 0o600)
+    except OSError as exc:
+        if exc.errno in _NOT_REGULAR_ERRNOS:
+            raise _not_ours(path) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise _not_ours(path)
+    os.set_blocking(fd, True)
+    return fd
+
+
+def _not_ours(path: Path) -> CliError:
+    return CliError(f"{path} is not a regular file: remove it to download here", EXIT_USAGE)
 
 
 def _read_meta(target: _Target, url: yarl.URL) -> str | None:
     """The ETag of the partial file, or None; drop a partial file of another URL."""
     try:
-        meta = json.loads(target.meta.read_text())
-    except (OSError, ValueError):
+        with os.fdopen(_open_private(target.meta, os.O_RDONLY), "rb") as file:
+            meta = json.loads(file.read(64 * 1024))
+    except (OSError, ValueError, CliError):
         meta = {}
-    if meta.get("url") != str(url.with_query(None)):
+    if not isinstance(meta, dict) or meta.get("url") != str(url.with_query(None)):
         target.part.unlink(missing_ok=True)
         return None
     etag = meta.get("etag")
@@ -141,7 +197,10 @@ def _read_meta(target: _Target, url: yarl.URL) -> str | None:
 
 
 def _write_meta(target: _Target, url: yarl.URL, etag: str | None) -> None:
-    target.meta.write_text(json.dumps({"url": str(url.with_query(None)), "etag": etag}))
+    document = json.dumps({"url": str(url.with_query(None)), "etag": etag}).encode()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    with os.fdopen(_open_private(target.meta, flags), "wb") as file:
+        file.write(document)
 
 
 def _hash(path: Path) -> str:
@@ -173,9 +232,14 @@ async def _attempt(
         headers["Range"] = f"bytes={offset}-"
         if etag:
             headers["If-Range"] = etag
+
+    def start_again(reason: str) -> NoReturn:
+        target.part.unlink(missing_ok=True)
+        raise _Interrupted(f"{reason}: starting again")
+
     try:
         async with session.get(url, headers=headers) as response:
-            total = _check_status(response, offset, target)
+            total = _check_status(response, offset, start_again)
             if total is None and response.status == 416:
                 return _finish(target, force, _name(response, url)), offset
             if response.status == 200:
@@ -185,7 +249,7 @@ async def _attempt(
             _write_meta(target, url, response.headers.get("ETag"))
             if progress is not None:
                 progress.start(name, total, offset)
-            with target.part.open("r+b" if offset else "wb") as file:
+            with os.fdopen(_open_private(target.part, os.O_RDWR | os.O_CREAT), "r+b") as file:
                 file.seek(offset)
                 file.truncate()
                 async for chunk in response.content.iter_chunked(_CHUNK):
@@ -200,20 +264,23 @@ async def _attempt(
         raise _Interrupted(str(exc) or type(exc).__name__) from None
 
 
-def _check_status(response: aiohttp.ClientResponse, offset: int, target: _Target) -> int | None:
-    """The total size to expect (None: unknown or already complete, for a 416)."""
+def _check_status(
+    response: aiohttp.ClientResponse, offset: int, start_again: Callable[[str], NoReturn]
+) -> int | None:
+    """The total size to expect (None: unknown or already complete, for a 416).
+
+    ``start_again`` is called, with the reason, when the bytes held do not fit the answer.
+    """
     status = response.status
     if status == 416 and offset:
         match = _UNSATISFIED_RANGE.fullmatch(response.headers.get("Content-Range", ""))
         if match is not None and int(match[1]) == offset:
             return None  # the partial file is the whole file: an earlier run got every byte
-        target.part.unlink(missing_ok=True)
-        raise _Interrupted("the partial file does not match the server's: starting again")
+        start_again("the partial file does not match the server's")
     if status == 206:
         match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
         if match is None or int(match[1]) != offset:
-            target.part.unlink(missing_ok=True)
-            raise _Interrupted("the server resumed at another offset: starting again")
+            start_again("the server resumed at another offset")
         return int(match[3]) if match[3] != "*" else None
     if status == 200:
         length = response.content_length
@@ -238,10 +305,94 @@ def _finish(target: _Target, force: bool, name: str) -> Path:
     return final
 
 
+@attrs.define
+class _Stream:
+    """A binary stream being written, and what a resumed request needs to know of it."""
+
+    sink: BinaryIO
+    written: int = 0
+    etag: str | None = None
+    digest: Any = attrs.field(factory=hashlib.sha256)
+
+    def write(self, chunk: bytes) -> None:
+        self.sink.write(chunk)
+        self.digest.update(chunk)
+        self.written += len(chunk)
+
+
+async def _stream_attempt(
+    session: aiohttp.ClientSession,
+    url: yarl.URL,
+    stream: _Stream,
+    *,
+    progress: ByteProgress | None,
+) -> int:
+    """One request written to the stream; returns the offset it resumed from."""
+    offset = stream.written
+    headers = {}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+        if stream.etag:
+            headers["If-Range"] = stream.etag
+
+    def cannot_rewind(reason: str) -> NoReturn:
+        raise CliError(
+            f"download failed: {reason} after {offset} bytes were written, and a stream"
+            " cannot be rewound"
+        )
+
+    try:
+        async with session.get(url, headers=headers) as response:
+            total = _check_status(response, offset, cannot_rewind)
+            if total is None and response.status == 416:
+                return offset
+            if response.status == 200 and offset:
+                cannot_rewind("the server sent the whole file again")
+            if not offset:
+                stream.etag = response.headers.get("ETag")
+            if progress is not None:
+                progress.start(_name(response, url), total, offset)
+            async for chunk in response.content.iter_chunked(_CHUNK):
+                stream.write(chunk)
+                if progress is not None:
+                    progress.advance(len(chunk))
+            stream.sink.flush()
+            if total is not None and stream.written != total:
+                raise _Interrupted(f"got {stream.written} of {total} bytes")
+            return offset
+    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as exc:
+        raise _Interrupted(str(exc) or type(exc).__name__) from None
+
+
+async def _retrying(
+    attempt: Callable[[], Awaitable[_T]],
+    *,
+    retries: int,
+    sleep: Sleep,
+    held: Callable[[], str],
+) -> tuple[_T, int]:
+    """``attempt()``, again after each interruption up to ``retries`` times; returns its
+    result and the number of requests. ``held`` says what is kept when it gives up."""
+    for number in range(retries + 1):
+        try:
+            return await attempt(), number + 1
+        except _Interrupted as exc:
+            if number == retries:
+                raise CliError(f"download interrupted ({exc}) with {held()}") from None
+            await sleep(_RETRY_DELAYS[min(number, len(_RETRY_DELAYS) - 1)])
+    raise AssertionError("unreachable: the loop returns or raises")
+
+
+def _session(read_timeout: float) -> aiohttp.ClientSession:
+    timeout = aiohttp.ClientTimeout(total=None, connect=_CONNECT_TIMEOUT, sock_read=read_timeout)
+    # No decompression: the bytes on disk must be the bytes a Range request counts.
+    return aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
+
+
 async def download(
     url: str,
     *,
-    output: Path | None = None,
+    output: Path | BinaryIO | None = None,
     key: str | None = None,
     force: bool = False,
     retries: int = DEFAULT_RETRIES,
@@ -254,10 +405,11 @@ async def download(
     Args:
         url: An http(s) URL, e.g. a job's ``downloadUrl``.
         output: A file path, or a directory for the server's (sanitised) name; default the
-            current directory.
+            current directory. Or a binary stream (stdout for ``-o -``): the bytes are
+            written as they arrive, and an interruption is resumed within this call only.
         key: Names the partial file (e.g. the job id), so a later run resumes it; default a
             hash of the URL without its query (pre-signed queries change between runs).
-        force: Overwrite an existing file.
+        force: Overwrite an existing regular file (nothing else is ever replaced).
         retries: Resumed attempts after an interruption within this call.
         read_timeout: Seconds without a byte before an attempt is given up.
         progress: Told how the transfer goes.
@@ -265,34 +417,52 @@ async def download(
 
     Raises:
         UsageError: A bad URL or output directory.
-        CliError: The file exists (without ``force``), or the download failed (the partial
-            file stays for a later run to resume).
+        CliError: The file exists (without ``force``) or is not a regular file, or the
+            download failed (the partial file stays for a later run to resume).
     """
     parsed = yarl.URL(url)
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise UsageError(f"not an http(s) URL: {parsed.with_query(None)}")
+    if output is not None and not isinstance(output, Path):
+        return await _download_to_stream(
+            parsed, output, retries=retries, read_timeout=read_timeout, progress=progress,
+            sleep=sleep,
+        )
     target = _target(parsed, output, key)
     if target.name is not None:
         _refuse_existing(target.directory / target.name, force)
-    timeout = aiohttp.ClientTimeout(total=None, connect=_CONNECT_TIMEOUT, sock_read=read_timeout)
-    # No decompression: the bytes on disk must be the bytes a Range request counts.
-    async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
-        for attempt in range(retries + 1):
-            try:
-                path, resumed_from = await _attempt(
-                    session, parsed, target, force=force, progress=progress
-                )
-            except _Interrupted as exc:
-                have = target.part.stat().st_size if target.part.exists() else 0
-                if attempt == retries:
-                    raise CliError(
-                        f"download interrupted ({exc}) with {have} bytes saved:"
-                        " run the same command again to resume"
-                    ) from None
-                await sleep(_RETRY_DELAYS[min(attempt, len(_RETRY_DELAYS) - 1)])
-            else:
-                return Download(
-                    path=path, size=path.stat().st_size, resumed_from=resumed_from,
-                    requests=attempt + 1, sha256=_hash(path),
-                )
-    raise AssertionError("unreachable: the loop returns or raises")
+
+    def held() -> str:
+        have = target.part.stat().st_size if target.part.exists() else 0
+        return f"{have} bytes saved: run the same command again to resume"
+
+    async with _session(read_timeout) as session:
+        (path, resumed_from), requests = await _retrying(
+            lambda: _attempt(session, parsed, target, force=force, progress=progress),
+            retries=retries, sleep=sleep, held=held,
+        )
+    return Download(
+        path=path, size=path.stat().st_size, resumed_from=resumed_from, requests=requests,
+        sha256=_hash(path),
+    )
+
+
+async def _download_to_stream(
+    url: yarl.URL,
+    sink: BinaryIO,
+    *,
+    retries: int,
+    read_timeout: float,
+    progress: ByteProgress | None,
+    sleep: Sleep,
+) -> Download:
+    stream = _Stream(sink)
+    async with _session(read_timeout) as session:
+        resumed_from, requests = await _retrying(
+            lambda: _stream_attempt(session, url, stream, progress=progress),
+            retries=retries, sleep=sleep, held=lambda: f"{stream.written} bytes written",
+        )
+    return Download(
+        path=None, size=stream.written, resumed_from=resumed_from, requests=requests,
+        sha256=stream.digest.hexdigest(),
+    )

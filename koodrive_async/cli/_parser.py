@@ -10,16 +10,46 @@ from koodrive_async.waiter import DEFAULT_WAIT_TIMEOUT
 
 from . import _config
 from ._download import DEFAULT_RETRIES
+from ._exit import UsageError
 
-__all__ = ["EPILOG", "build_parser"]
+__all__ = ["EPILOG", "build_parser", "check_text"]
 
 EPILOG: Final = """\
 configuration: --base-url/$KOODRIVE_BASE_URL, --user-id/$KOODRIVE_USER_ID, and
-  --token/$KOODRIVE_TOKEN or --app-id/$KOODRIVE_APP_ID with --app-secret/$KOODRIVE_APP_SECRET.
+  --token/$KOODRIVE_TOKEN or --app-id/$KOODRIVE_APP_ID with --app-secret/$KOODRIVE_APP_SECRET;
+  --allow-insecure-http/$KOODRIVE_ALLOW_INSECURE_HTTP=1 for a plain http:// service.
 exit codes: 0 all ok; 1 API or transport error; 2 usage error; 3 timeout;
   4 a job ended canceled or with failed files; 130 interrupted (Ctrl-C).
 try it with no configuration: koodrive-async demo
 """
+
+
+#: Arguments whose value is a secret: a message names them, never shows them.
+_SECRETS: Final = frozenset({"token", "app_secret"})
+
+
+def check_text(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse an argument that is not valid UTF-8 before it reaches a request or a file name.
+
+    Raises:
+        UsageError: Naming the first such argument and, unless it is a secret, its bytes.
+    """
+    for action in parser._actions:  # argparse has no public list of a parser's arguments
+        values = getattr(args, action.dest, None)
+        for value in values if isinstance(values, list) else [values]:
+            if not isinstance(value, str) or _config.is_utf8(value):
+                continue
+            name = "/".join(action.option_strings) or str(action.metavar or action.dest)
+            shown = "" if action.dest in _SECRETS else f": {_raw(value)}"
+            raise UsageError(f"{name} is not valid UTF-8{shown}")
+
+
+def _raw(text: str) -> str:
+    """The bytes the user typed, as a Python bytes literal (ASCII, safe on any terminal)."""
+    try:
+        return repr(text.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:  # a surrogate that no undecodable byte made (main(argv=...))
+        return ascii(text)
 
 
 def _seconds(text: str) -> float | None:

@@ -103,6 +103,10 @@ class KooDriveEmulator:
         x_date_max_age: Seconds an ``X-Date`` may lag the server clock (documented: 15 min).
         x_date_max_ahead: Seconds an ``X-Date`` may run ahead of the server clock.
         first_job_id: The id CreateJob hands out first; later ids count up.
+        path_prefix: Serve everything under this path, as a gateway mounting the API at
+            ``https://gw/prefix`` would: ``base_url`` ends with it, every route and every
+            signature check sees the full path. Fault rules and :meth:`download_path`
+            stay relative to it (``/koodrive/ose/v1/...``), so tests read the same.
     """
 
     def __init__(
@@ -121,7 +125,15 @@ class KooDriveEmulator:
         x_date_max_age: float = 900.0,
         x_date_max_ahead: float = 0.0,
         first_job_id: int = FIRST_JOB_ID,
+        path_prefix: str = "",
     ) -> None:
+        prefix = path_prefix.rstrip("/")
+        if prefix and (not prefix.startswith("/") or any(c in prefix for c in "?#% ")):
+            raise ValueError(
+                f"path_prefix must be an absolute path such as '/gw', got {path_prefix!r}"
+            )
+        self.path_prefix = prefix
+        """The path everything is served under ("" for the root)."""
         self.token = token
         """The default access token."""
         self.user_id = user_id
@@ -201,8 +213,9 @@ class KooDriveEmulator:
             raise RuntimeError("the KooDrive emulator is already started")
         app = web.Application()
         app.on_response_prepare.append(self._set_date)
-        app.router.add_route("*", API_PREFIX + "{tail:.*}", self._api)
-        app.router.add_get(DOWNLOAD_PREFIX + "{job_id}/package.zip", self._download)
+        prefix = self.path_prefix
+        app.router.add_route("*", prefix + API_PREFIX + "{tail:.*}", self._api)
+        app.router.add_get(prefix + DOWNLOAD_PREFIX + "{job_id}/package.zip", self._download)
         runner = web.AppRunner(
             app, access_log=None, handler_cancellation=True, shutdown_timeout=_SHUTDOWN_TIMEOUT
         )
@@ -215,7 +228,7 @@ class KooDriveEmulator:
             raise
         self._runner = runner
         self._port = runner.addresses[0][1]
-        self._base_url = f"http://{self.host}:{self._port}"
+        self._base_url = f"http://{self.host}:{self._port}{self.path_prefix}"
 
     async def stop(self) -> None:
         """Stop listening and close every connection. Does nothing when not started."""
@@ -467,7 +480,8 @@ class KooDriveEmulator:
         return job.detail(state, self._download_url_for(job, state))
 
     def download_path(self, job_id: str) -> str:
-        """The path of a job's package zip (for ``inject(..., path=...)``)."""
+        """The path of a job's package zip (for ``inject(..., path=...)``), after the
+        :attr:`path_prefix`."""
         return f"{DOWNLOAD_PREFIX}{job_id}/package.zip"
 
     def download_url(self, job_id: str) -> str:
@@ -612,6 +626,10 @@ class KooDriveEmulator:
 
     # -- HTTP -----------------------------------------------------------------------------
 
+    def _relative(self, request: web.Request) -> str:
+        """The request's path after :attr:`path_prefix` (the routes guarantee it is there)."""
+        return request.path[len(self.path_prefix) :]
+
     async def _set_date(self, request: web.Request, response: web.StreamResponse) -> None:
         response.headers["Date"] = format_http_date(self.server_time())
 
@@ -632,7 +650,7 @@ class KooDriveEmulator:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            fault = self._take_fault(request.method, request.path, is_api=True)
+            fault = self._take_fault(request.method, self._relative(request), is_api=True)
 
             async def answer() -> web.Response:
                 return self._answer(request, body)
@@ -745,7 +763,7 @@ class KooDriveEmulator:
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
         self.download_requests.append(self._record(request, b""))
-        fault = self._take_fault(request.method, request.path, is_api=False)
+        fault = self._take_fault(request.method, self._relative(request), is_api=False)
 
         async def answer() -> web.Response:
             job = self._jobs.get(request.match_info["job_id"])

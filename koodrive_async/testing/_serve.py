@@ -8,9 +8,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
+import os
 import signal
 import sys
 from collections.abc import Sequence
+
+import yarl
 
 from koodrive_async.testing._emulator import KooDriveEmulator
 from koodrive_async.testing._jobs import JobDefaults
@@ -68,7 +72,20 @@ def _print_banner(emulator: KooDriveEmulator) -> None:
     print(f"    export KOODRIVE_BASE_URL={emulator.base_url}")
     print(f"    export KOODRIVE_USER_ID={emulator.user_id}")
     print(f"    export KOODRIVE_TOKEN={emulator.token}")
+    if not _is_loopback(yarl.URL(emulator.base_url).host):
+        print("    export KOODRIVE_ALLOW_INSECURE_HTTP=1")  # plain http off loopback
     print("Press Ctrl-C to stop.", flush=True)
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -109,6 +126,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         asyncio.run(_serve(args))
     except KeyboardInterrupt:
         pass
+    except BrokenPipeError:  # `koodrive-async emulator | head`: a closed stdout ends quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
