@@ -3,10 +3,12 @@
 ```python
 from koodrive_async.testing import Fault, KooDriveEmulator, ManualClock
 
-async with KooDriveEmulator(clock=ManualClock()) as emu:
+clock = ManualClock()
+async with KooDriveEmulator(clock=clock) as emu:
     job_id = emu.add_job(task_type=6, files=3)
     emu.inject(Fault.status(503), times=2)
-    ...  # point a client at emu.base_url with emu.token and emu.user_id
+    ...  # point a client at emu.base_url with emu.token and emu.user_id, and give it
+    ...  # clock=clock, sleep=clock.sleep: its waits then advance the clock (virtual time)
 ```
 
 From synchronous code: ``with KooDriveEmulator().run_in_thread() as emu: ...``; in pytest,
@@ -17,6 +19,7 @@ from koodrive_async.testing._clock import Clock, ManualClock
 from koodrive_async.testing._emulator import KooDriveEmulator, RecordedRequest
 from koodrive_async.testing._faults import Fault, FaultKind, FaultMix, FaultRule
 from koodrive_async.testing._jobs import EmulatedJob, JobDefaults, JobFile, JobState
+from koodrive_async.testing._serve import main as serve_emulator
 from koodrive_async.testing._wire import (
     BAD_REQUEST,
     FILE_NOT_FOUND,
@@ -49,4 +52,5 @@ __all__ = [
     "KooDriveEmulator",
     "ManualClock",
     "RecordedRequest",
+    "serve_emulator",
 ]

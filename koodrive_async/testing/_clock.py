@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import email.utils
 import threading
@@ -22,6 +23,10 @@ class ManualClock:
     of :class:`~koodrive_async.testing.KooDriveEmulator`. Calling it returns the current
     reading. It is safe to advance from another thread than the one serving requests.
 
+    Its :meth:`sleep` advances it instead of waiting: give the client ``clock=clock,
+    sleep=clock.sleep`` and the emulator ``clock=clock``, and a wait of hours runs in
+    milliseconds over real sockets.
+
     Args:
         start: the first reading, in seconds.
     """
@@ -29,6 +34,8 @@ class ManualClock:
     def __init__(self, start: float = 0.0) -> None:
         self._now = float(start)
         self._lock = threading.Lock()
+        self.sleeps: list[float] = []
+        """The seconds of every :meth:`sleep`, in order."""
 
     def __call__(self) -> float:
         return self._now
@@ -55,6 +62,21 @@ class ManualClock:
         with self._lock:
             self._now += seconds
             return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        """Advance the clock by ``seconds`` and record it in :attr:`sleeps`, instead of
+        waiting; then yield to the event loop once, as a real sleep would.
+
+        A drop-in for ``asyncio.sleep`` wherever a ``sleep`` is injectable.
+
+        Raises:
+            ValueError: ``seconds`` is negative (a clock cannot go back).
+        """
+        if seconds < 0:
+            raise ValueError(f"a clock cannot go back: sleep({seconds!r})")
+        self.sleeps.append(seconds)
+        self.advance(seconds)
+        await asyncio.sleep(0)
 
     def __repr__(self) -> str:
         return f"ManualClock({self._now!r})"

@@ -1,9 +1,11 @@
-"""Faults the emulator can inject: value objects, matching rules and a seeded random mix."""
+"""Faults the emulator can inject: value objects, matching rules, a seeded random mix and
+the queue that hands them to requests."""
 
 from __future__ import annotations
 
 import fnmatch
 import random
+import threading
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
@@ -295,3 +297,60 @@ class FaultMix:
     def _malformed(self) -> Fault:
         data, content_type, status = self._rng.choice(_MALFORMED_BODIES)
         return Fault.body(data, status=status, content_type=content_type)
+
+
+class FaultQueue:
+    """Queued fault rules, then the random mix: what the next request gets.
+
+    Shared by the thread serving requests and the test's thread, hence the lock.
+    """
+
+    def __init__(self) -> None:
+        self._rules: list[FaultRule] = []
+        self._mix: FaultMix | None = None
+        self._lock = threading.Lock()
+
+    def add(
+        self, fault: Fault, *, times: int | None, method: str | None, path: str | None
+    ) -> FaultRule:
+        """Queue ``fault`` for the next ``times`` matching requests (None: all of them)."""
+        if times is not None and times < 1:
+            raise ValueError(f"times must be >= 1 or None, got {times!r}")
+        rule = FaultRule(fault=fault, remaining=times, method=method, path=path)
+        with self._lock:
+            self._rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        """Drop every queued rule (the mix stays)."""
+        with self._lock:
+            self._rules.clear()
+
+    @property
+    def rules(self) -> tuple[FaultRule, ...]:
+        """Queued rules not used up yet, in order."""
+        with self._lock:
+            return tuple(self._rules)
+
+    @property
+    def mix(self) -> FaultMix | None:
+        """The random mix drawn from when no rule matches; None: no random faults."""
+        return self._mix
+
+    @mix.setter
+    def mix(self, mix: FaultMix | None) -> None:
+        self._mix = mix
+
+    def take(self, method: str, path: str, *, is_api: bool) -> Fault | None:
+        """The fault for this request: the first matching rule (used up by one), else a
+        draw from the mix (API requests only), else None."""
+        with self._lock:
+            for index, rule in enumerate(self._rules):
+                if rule.matches(method, path, is_api=is_api):
+                    if rule.remaining is not None:
+                        rule.remaining -= 1
+                        if rule.remaining == 0:
+                            del self._rules[index]
+                    return rule.fault
+            mix = self._mix
+            return mix.draw() if mix is not None and is_api else None

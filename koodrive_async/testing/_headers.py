@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import hmac
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import attrs
 from multidict import CIMultiDictProxy
 
-from koodrive_async import auth
-from koodrive_async.testing import _wire
+from koodrive_async.testing import _signing, _wire
 from koodrive_async.testing._clock import parse_x_date
 
 TOKEN_SCHEMES = ("Bearer+", "Bearer ", "AT ")
-_HMAC_PREFIX = "HMAC-SHA256 "
+_HMAC_PREFIX = _signing.ALGORITHM + " "
 _TRACE_ID = re.compile(r"[A-Za-z0-9_]{58}")
 _REQUIRED_SIGNED = ("x-date", "x-user-id")
 
@@ -41,8 +39,8 @@ class RequestView:
     """What the checks need to know about a request."""
 
     method: str
-    path: str
-    query: Iterable[tuple[str, str]]
+    raw_target: str
+    """The path and query exactly as on the request line (signatures are checked on it)."""
     headers: CIMultiDictProxy[str]
     body: bytes
 
@@ -69,7 +67,7 @@ def check_request(request: RequestView, policy: HeaderPolicy, server_now: float)
     if not authorization:
         raise _unauthorized("Authorization header is missing")
     if authorization.startswith(_HMAC_PREFIX):
-        _check_signature(request, authorization[len(_HMAC_PREFIX) :], policy)
+        _check_signature(request, authorization, policy)
     else:
         token = strip_scheme(authorization)
         if token is None:
@@ -104,32 +102,24 @@ def check_request(request: RequestView, policy: HeaderPolicy, server_now: float)
         )
 
 
-def _check_signature(request: RequestView, params: str, policy: HeaderPolicy) -> None:
-    fields = {}
-    for part in params.split(","):
-        name, sep, value = part.strip().partition("=")
-        if sep:
-            fields[name] = value.strip()
-    app_id = fields.get("AppId")
-    signed = fields.get("SignedHeaders")
-    signature = fields.get("Signature")
-    if not app_id or not signed or not signature:
+def _check_signature(request: RequestView, authorization: str, policy: HeaderPolicy) -> None:
+    fields = _signing.parse_authorization(authorization)
+    if fields is None:
         raise _unauthorized("HMAC-SHA256 needs AppId, SignedHeaders and Signature")
-    secret = policy.apps.get(app_id)
+    secret = policy.apps.get(fields.app_id)
     if secret is None:
         raise _unauthorized("AppId is unknown")
-    names = signed.split(";")
-    missing = [name for name in _REQUIRED_SIGNED if name not in names]
+    if not fields.well_formed_names:
+        raise _unauthorized("SignedHeaders must be lower-case names, sorted, joined with ';'")
+    missing = [name for name in _REQUIRED_SIGNED if name not in fields.signed_headers]
     if missing:
         raise _unauthorized(f"SignedHeaders must include {', '.join(missing)}")
     values = {}
-    for name in names:
+    for name in fields.signed_headers:
         if name not in request.headers:
             raise _unauthorized(f"signed header {name} is missing from the request")
         values[name] = ",".join(request.headers.getall(name))
-    canonical = auth.canonical_request(
-        request.method, request.path, request.query, values, request.body
-    )
-    expected = auth.sign(secret, auth.string_to_sign(canonical))
-    if not hmac.compare_digest(expected, signature.lower()):
+    if not _signing.verify(
+        secret, request.method, request.raw_target, values, request.body, fields.signature
+    ):
         raise _unauthorized("signature does not match")

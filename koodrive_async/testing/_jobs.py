@@ -6,6 +6,7 @@ import hashlib
 import io
 import posixpath
 import zipfile
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -55,6 +56,42 @@ class JobFile:
     src_container_id: str | None = None
     fails: bool = False
     """Whether processing this file fails (taskInfos status "2")."""
+
+
+def make_files(
+    files: int | Sequence[str | JobFile], *, failed_files: int, src_container_id: str | None
+) -> tuple[JobFile, ...]:
+    """The files of a new job, from ``add_job``'s arguments.
+
+    Args:
+        files: A number of generated files, or file ids / :class:`JobFile` objects (an id
+            containing ``"fail"`` fails).
+        failed_files: How many of the last files fail.
+        src_container_id: ``srcContainerId`` of each file that has none; None: leave them.
+
+    Raises:
+        ValueError: a negative count, or ``failed_files`` out of range.
+    """
+    if isinstance(files, int):
+        if files < 0:
+            raise ValueError(f"files must be >= 0, got {files!r}")
+        items = [
+            JobFile(file_id=f"file-{i}", file_path=f"/emulator/file-{i}.txt")
+            for i in range(1, files + 1)
+        ]
+    else:
+        items = [
+            f if isinstance(f, JobFile) else JobFile(file_id=f, fails="fail" in f) for f in files
+        ]
+    if not 0 <= failed_files <= len(items):
+        raise ValueError(f"failed_files must be between 0 and {len(items)}")
+    if src_container_id is not None:
+        items = [
+            attrs.evolve(f, src_container_id=f.src_container_id or src_container_id) for f in items
+        ]
+    for index in range(len(items) - failed_files, len(items)):
+        items[index] = attrs.evolve(items[index], fails=True)
+    return tuple(items)
 
 
 @attrs.frozen
