@@ -7,9 +7,12 @@ with jobs of a fraction of a second and credentials that are easy to spot in any
 
 from __future__ import annotations
 
+import argparse
+import ast
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,6 +25,7 @@ from typing import Any
 
 import pytest
 
+import koodrive_async as kd
 from koodrive_async.cli._download import safe_name
 from koodrive_async.testing import Fault, JobDefaults, KooDriveEmulator
 
@@ -448,3 +452,249 @@ def test_wait_draws_live_bars_in_a_terminal(cli: Run, emu: KooDriveEmulator) -> 
     assert any(f"{p:>3}%" in raw for p in range(1, 100))
     # The summary table follows; rich folds the long URL over two lines.
     assert "OUTCOME" in screen and emu.download_url(first) in "".join(screen.split())
+
+
+# -- the user's words (issue 10) -------------------------------------------------------------
+
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+
+
+def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    """The single line a refused command printed on stderr, nothing on stdout."""
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr
+    assert done.stdout == "", done.stdout
+    return done.stderr.strip()
+
+
+def test_global_flags_go_before_or_after_the_command(cli: Run, emu: KooDriveEmulator) -> None:
+    job = emu.add_job(task_type=6, files=2, pending_for=0, duration=0)
+    before, after = cli("--json", "list"), cli("list", "--json")
+    assert before.returncode == after.returncode == 0, before.stderr
+    assert before.stdout == after.stdout and lines_json(before.stdout)[0]["taskId"] == job
+
+    # Options that take a value, before the command: the command is found after them.
+    env = {k: v for k, v in cli.env.items() if k != "KOODRIVE_BASE_URL"}
+    done = cli("--base-url", emu.base_url, "--json", "get", job, env=env)
+    assert done.returncode == 0, done.stderr
+    assert lines_json(done.stdout)[0]["jobId"] == job
+    done = cli("--no-progress", "--json", "wait", job, "--poll", "0.05")
+    assert done.returncode == 0 and lines_json(done.stdout)[0]["outcome"] == "ok"
+
+    # A global option the command does not take is still a usage error, before or after.
+    assert cli("--json", "demo").returncode == 2
+    assert cli("demo", "--json").returncode == 2
+    # The top-level help lists them, and says where they go.
+    usage = cli("--help")
+    assert usage.returncode == 0
+    assert "--json" in usage.stdout and "--base-url" in usage.stdout
+    assert "before or after the" in usage.stdout
+
+
+def test_every_command_and_argument_has_a_description() -> None:
+    from koodrive_async.cli._parser import build_parser
+
+    parser, commands = build_parser()
+    missing = []
+    for name, command in [("", parser), *commands.items()]:
+        if name and not command.description:
+            missing.append(f"{name}: no description")
+        for action in command._actions:
+            if not action.help or action.help == argparse.SUPPRESS:
+                missing.append(f"{name or 'koodrive-async'} {action.dest}: no help")
+    assert missing == []
+    # The emulator's own parser, which `emulator --help` shows.
+    from koodrive_async.testing._serve import parser as emulator_parser
+
+    assert all(action.help for action in emulator_parser()._actions)
+
+    run = Run(base_env())
+    done = run("wait", "--help")
+    assert done.returncode == 0
+    words = " ".join(done.stdout.split())
+    assert "reads job ids from standard input" in words and "PollPolicy.fixed" in words
+
+
+def test_wait_and_get_read_job_ids_from_stdin(cli: Run, emu: KooDriveEmulator) -> None:
+    first = emu.add_job(task_type=6, files=1, pending_for=0, duration=0)
+    second = emu.add_job(task_type=1, files=2, pending_for=0, duration=0.1)
+    third = emu.add_job(task_type=3, files=1, pending_for=0, duration=0)
+
+    done = cli("get", "-", "--json", stdin=f"\n{first}\n\n  {second}  \n\n")
+    assert done.returncode == 0, done.stderr
+    assert [d["jobId"] for d in lines_json(done.stdout)] == [first, second]
+
+    # Mixed with ids on the command line, in order, each once.
+    done = cli("get", third, "-", "--json", stdin=f"{first}\n{third}\n")
+    assert [d["jobId"] for d in lines_json(done.stdout)] == [third, first]
+
+    done = cli("wait", "-", "--json", "--poll", "0.05", stdin=f"{first}\n{second}\n")
+    assert done.returncode == 0, done.stderr
+    docs = lines_json(done.stdout)
+    assert [(d["jobId"], d["outcome"]) for d in docs] == [(first, "ok"), (second, "ok")]
+
+    served = len(emu.requests)
+    for command in ("get", "wait"):
+        empty = cli(command, "-", stdin="\n  \n")
+        assert empty.returncode == 2
+        assert one_error_line(empty) == "error: job id -: no job ids on standard input"
+    assert len(emu.requests) == served  # nothing was sent
+
+
+def test_unknown_types_and_misplaced_flags_are_usage_errors_not_sent(
+    cli: Run, emu: KooDriveEmulator
+) -> None:
+    cases = {
+        ("list", "--type", "9"): "error: --type: unknown task type '9'",
+        ("list", "--status", "7"): "error: --status: unknown status '7'",
+        ("create", "9", "--src", "s1", "f1"): "error: TYPE: unknown task type '9'",
+        ("create", "copy", "--src", "s1", "f1", "--permanent"):
+            "error: --permanent is only for delete jobs, not copy",
+        ("create", "move", "--src", "s1", "f1:/a", "--extract", "x"):
+            "error: --extract is only for decompress jobs, not move",
+        ("create", "package", "--src", "s1", "f1", "--to", "/x"):
+            "error: --to is only for copy, move, restore, decompress jobs, not package download",
+        ("create", "decompress", "--src", "s1", "z:/a.zip", "--list-only", "--extract", "x"):
+            "error: --list-only lists the archive",
+    }
+    served, jobs = len(emu.requests), len(emu.jobs)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda args: cli(*args), cases))
+    for expected, done in zip(cases.values(), results, strict=True):
+        assert done.returncode == 2, done.stderr
+        assert one_error_line(done).startswith(expected)
+    assert (len(emu.requests), len(emu.jobs)) == (served, jobs)  # not one was sent
+    # The known numbers and names still go through.
+    assert cli("list", "--type", "6", "--status", "2").returncode == 0
+    assert cli("create", "2", "--src", "s1", "f1", "--permanent").returncode == 0
+
+
+def test_invalid_job_ids_are_usage_errors_refused_by_the_client(
+    cli: Run, emu: KooDriveEmulator
+) -> None:
+    job = emu.add_job(task_type=6, files=1, pending_for=0, duration=0)
+    for command in (("get",), ("wait", "--poll", "0.05"), ("cancel",)):
+        done = cli(*command, "../jobs")
+        assert done.returncode == 2, done.stderr
+        assert "error: invalid job id: " in done.stderr and "Traceback" not in done.stderr
+    # One bad id among good ones is that id's usage error; the good ones are answered.
+    done = cli("get", job, "a/b", "--json")
+    assert done.returncode == 2
+    good, bad = lines_json(done.stdout)
+    assert good["jobId"] == job and good["jobInfo"]["taskId"] == job
+    assert bad["jobId"] == "a/b" and bad["error"]["type"] == "InvalidJobIdError"
+    assert done.stderr.count("invalid job id") == 1
+
+
+def test_json_is_the_wire_format_of_to_wire(cli: Run, emu: KooDriveEmulator) -> None:
+    job = emu.add_job(task_type=1, files=["a", "fail-b"], pending_for=0, duration=0)
+    (doc,) = lines_json(cli("get", job, "--json").stdout)
+    assert doc.pop("jobId") == job
+    detail = kd.from_wire(kd.JobDetail, doc)  # reads back as the client reads an answer
+    assert kd.to_wire(detail) == doc
+    assert re.fullmatch(r"\d{14}", doc["jobInfo"]["createTime"])  # yyyyMMddHHmmss, as sent
+    assert [t["status"] for t in doc["taskInfos"]] == ["1", "2"]
+
+    (waited,) = lines_json(cli("wait", job, "--json").stdout)
+    assert waited["detail"] == doc and waited["status"] == 2 and waited["taskResultCode"] == 2
+    assert waited["failedFiles"] == [
+        {k: v for k, v in doc["taskInfos"][1].items()
+         if k in ("fileId", "filePath", "resultCode", "resultDesc")}]
+    (listed,) = [d for d in lines_json(cli("list", "--json").stdout) if d["taskId"] == job]
+    assert listed == doc["jobInfo"]
+
+
+def test_table_cells_never_break_a_url_or_a_trace_id(cli: Run, emu: KooDriveEmulator) -> None:
+    capture = _capture_module()
+    job = emu.add_job(task_type=6, files=1, pending_for=0, duration=0)
+    url = emu.download_url(job)
+    (error,) = lines_json(cli("wait", "12345", "--json").stdout)
+    trace_id = error["error"]["traceId"]
+    assert trace_id in error["error"]["message"]
+    # The same message, whatever trace id the next request gets.
+    message = re.escape(error["error"]["message"]).replace(re.escape(trace_id), "[0-9a-f]+")
+    assert SCRIPT is not None
+    for width in (50, 80, 200):
+        status, raw = capture.run_in_pty(
+            [SCRIPT, "wait", job, "12345", "--poll", "0.05", "--no-progress"], width=width,
+            env=cli.env,
+        )
+        cli.outputs.append(raw)
+        assert status == 1
+        text = _ESCAPES.sub("", raw)
+        # Each long value is written whole, in one piece: the terminal may wrap it, but no
+        # newline, padding or ellipsis was put inside it.
+        assert url in text, (width, text)
+        assert re.search(message, text), (width, text)
+        screen = capture.render(raw, width)
+        rows = [line for line in screen.splitlines() if line.startswith((job, "12345"))]
+        assert [row.split()[:2] for row in rows] == [[job, "ok"], ["12345", "error"]], screen
+        assert not any("…" in row for row in rows)
+    # Wide enough: each value stays in its row.
+    assert rows[0].endswith(url) and re.search(message + "$", rows[1]), screen
+
+
+def test_messages_say_the_status_in_words_and_the_job_id_once(
+    cli: Run, emu: KooDriveEmulator
+) -> None:
+    slow = emu.add_job(task_type=1, files=2, pending_for=0, duration=30)
+    done = cli("wait", slow, "--timeout", "0.4", "--poll", "0.05")
+    assert done.returncode == 3
+    (note,) = [line for line in done.stderr.splitlines() if "did not end" in line]
+    assert re.search(r"\(last seen: processing, \d+ %\)", note), note
+    assert note.count(slow) == 1 and "status 1" not in note
+    (row,) = [line for line in done.stdout.splitlines() if line.startswith(slow)]
+    assert row.count(slow) == 1 and "processing" in row
+
+    detail = cli("get", slow)
+    assert "status      processing (1)" in detail.stdout
+    assert re.search(r"progress    \d+ %", detail.stdout)
+    listed = cli("list", "--status", "processing")
+    (row,) = [line for line in listed.stdout.splitlines() if line.startswith(slow)]
+    assert "processing" in row.split() and re.search(r"\d+ %", row)
+
+    # --poll is PollPolicy.fixed, and a value it refuses is said in its words.
+    for value in ("0", "-1", "nan"):
+        done = cli("wait", slow, "--poll", value)
+        assert done.returncode == 2
+        assert "PollPolicy.fixed" in one_error_line(done) and f"--poll {value}" in done.stderr
+
+
+def test_the_cli_imports_only_the_public_package_without_cycles() -> None:
+    cli_dir = ROOT / "koodrive_async" / "cli"
+    public = {"koodrive_async", "koodrive_async.testing"}
+    graph: dict[str, set[str]] = {}
+    for path in sorted(cli_dir.glob("*.py")):
+        module = path.stem
+        graph[module] = set()
+        lines = path.read_text().splitlines()
+        assert len(lines) <= 400, f"{path.name}: {len(lines)} lines"
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, ast.ClassDef):
+                size = (node.end_lineno or node.lineno) - node.lineno + 1
+                assert size <= 250, f"{path.name}: class {node.name} has {size} lines"
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.startswith("koodrive_async"):
+                        assert alias.name in public, f"{path.name} imports {alias.name}"
+            elif isinstance(node, ast.ImportFrom):
+                if node.level == 0 and (node.module or "").startswith("koodrive_async"):
+                    assert node.module in public, f"{path.name} imports {node.module}"
+                    if node.module == "koodrive_async.testing":
+                        private = [a.name for a in node.names if a.name.startswith("_")]
+                        assert not private, f"{path.name} imports {private}"
+                elif node.level == 1:
+                    names = [node.module] if node.module else [a.name for a in node.names]
+                    graph[module] |= {name for name in names if name}
+    # No cycle among the command line's modules, lazy imports included.
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, f"import cycle: {' -> '.join((*path, module))}"
+        if module in done:
+            return
+        for imported in graph.get(module, ()):
+            visit(imported, (*path, module))
+        done.add(module)
+
+    for module in graph:
+        visit(module, ())

@@ -1,6 +1,7 @@
 """``koodrive-async``: the command line of koodrive_async.
 
-Commands: get, wait, list, create, cancel, download, emulator, demo (``--help`` on each).
+Commands: get, wait, list, create, cancel, download, emulator, demo (``--help`` on each),
+one table of them in ``_commands``; global options before or after the command.
 It needs the ``cli`` extra (rich, for the bars): ``pip install 'koodrive-async[cli]'``.
 
 Exit codes: 0 all ok; 1 API or transport error; 2 usage error; 3 timeout; 4 a job ended
@@ -9,12 +10,14 @@ canceled or with failed files; 130 interrupted.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import importlib.util
 import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from ._exit import (
     EXIT_ERROR,
@@ -25,6 +28,9 @@ from ._exit import (
     EXIT_USAGE,
     CliError,
 )
+
+if TYPE_CHECKING:
+    from ._commands import Command
 
 __all__ = [
     "EXIT_ERROR",
@@ -64,33 +70,30 @@ def _log_to_stderr() -> None:
     logger.setLevel(logging.WARNING)
 
 
-async def _run(args: object, env: Mapping[str, str]) -> int:
-    from koodrive_async.errors import KooDriveError, WaitTimeoutError
+async def _run(command: Command, args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    import koodrive_async as kd
 
-    from ._commands import COMMANDS, Output, cmd_download
-    from ._config import resolve
+    from ._config import Context
+    from ._output import Output
 
-    assert hasattr(args, "command")
     out = Output(
         json=bool(getattr(args, "json", False)),
         fancy=_isatty(sys.stdout),
         bars=_isatty(sys.stderr) and not getattr(args, "no_progress", False),
     )
+    assert command.run is not None
     try:
-        if args.command == "download":
-            return await cmd_download(args, env, out)  # type: ignore[arg-type]
-        if args.command == "demo":
-            from ._demo import run_demo
-
-            return await run_demo(args, out)  # type: ignore[arg-type]
-        return await COMMANDS[args.command](args, resolve(args, env), out)  # type: ignore[arg-type]
+        return await command.run(args, Context(out, env))
     except CliError as exc:
         out.note(f"error: {exc}")
         return exc.code
-    except WaitTimeoutError as exc:
+    except kd.InvalidJobIdError as exc:  # refused by the client before any request
+        out.note(f"error: invalid job id: {exc}")
+        return EXIT_USAGE
+    except kd.WaitTimeoutError as exc:
         out.note(f"error: {exc}")
         return EXIT_TIMEOUT
-    except KooDriveError as exc:
+    except kd.KooDriveError as exc:
         out.note(f"error: {exc}")
         return EXIT_ERROR
     except ValueError as exc:  # refused by the library before any request
@@ -106,6 +109,9 @@ async def _run(args: object, env: Mapping[str, str]) -> int:
 def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None) -> int:
     """Run the command line and return its exit code (the console script exits with it).
 
+    Global options (``--json``, ``--no-progress``, the connection flags) may come before the
+    command or after it: ``koodrive-async --json list`` is ``koodrive-async list --json``.
+
     Args:
         argv: The arguments (default ``sys.argv[1:]``).
         env: The environment to read settings from (default ``os.environ``).
@@ -113,28 +119,30 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
     if importlib.util.find_spec("rich") is None:
         print(_MISSING_RICH, file=sys.stderr)
         return EXIT_ERROR
-    from ._parser import build_parser, check_text
+    from ._commands import COMMANDS
+    from ._parser import build_parser, check_text, split_command
 
-    parser, commands = build_parser()
+    parser, parsers = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = argv[0] if argv and not argv[0].startswith("-") else None
-    if command == "emulator":
-        from koodrive_async.testing._serve import main as serve
-
-        return serve(argv[1:], prog=f"{PROG} emulator")
-    if command not in commands:
+    before, name, after = split_command(parser, argv)
+    if name is None or name not in COMMANDS or not {"-h", "--help", "--version"}.isdisjoint(
+        before
+    ):
         parser.parse_args(argv)  # --help, --version, or a usage error: exits
         return EXIT_USAGE
-    args = commands[command].parse_intermixed_args(argv[1:])
-    args.command = command
+    command = COMMANDS[name]
+    if command.forward is not None:
+        return command.forward([*before, *after], f"{PROG} {name}")
+    args = parsers[name].parse_intermixed_args([*before, *after])
+    args.command = name
     try:
-        check_text(commands[command], args)
+        check_text(parsers[name], args)
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return exc.code
     _log_to_stderr()
     try:
-        code = asyncio.run(_run(args, os.environ if env is None else env))
+        code = asyncio.run(_run(command, args, os.environ if env is None else env))
         sys.stdout.flush()  # here, not at exit, so that a closed pipe is seen below
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr, flush=True)

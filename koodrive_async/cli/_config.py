@@ -12,9 +12,10 @@ from typing import Final
 
 import attrs
 
-from koodrive_async.auth import AppAuth, TokenAuth
+import koodrive_async as kd
 
 from ._exit import UsageError
+from ._output import Output
 
 __all__ = [
     "ENV_ALLOW_INSECURE_HTTP",
@@ -24,8 +25,10 @@ __all__ = [
     "ENV_TOKEN",
     "ENV_USER_ID",
     "INSECURE_HTTP_HINT",
+    "Context",
     "Settings",
     "add_arguments",
+    "connect",
     "is_utf8",
     "resolve",
 ]
@@ -48,7 +51,7 @@ class Settings:
 
     base_url: str
     user_id: str
-    auth: TokenAuth | AppAuth = attrs.field(repr=False)
+    auth: kd.TokenAuth | kd.AppAuth = attrs.field(repr=False)
     allow_insecure_http: bool = False
 
 
@@ -65,7 +68,7 @@ def is_utf8(text: str) -> bool:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the connection flags to a command that talks to the API."""
     group = parser.add_argument_group(
-        "connection (flags win over the environment variables named)"
+        "connection (before or after the command; flags win over the variables named)"
     )
     group.add_argument("--base-url", metavar="URL", help=f"service root (${ENV_BASE_URL})")
     group.add_argument("--user-id", metavar="ID", help=f"KooDrive user id (${ENV_USER_ID})")
@@ -118,11 +121,11 @@ def resolve(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
     token = _pick(args.token, env, ENV_TOKEN)
     app_id = _pick(args.app_id, env, ENV_APP_ID)
     app_secret = _pick(args.app_secret, env, ENV_APP_SECRET)
-    auth: TokenAuth | AppAuth
+    auth: kd.TokenAuth | kd.AppAuth
     if token is not None:
-        auth = TokenAuth(token)
+        auth = kd.TokenAuth(token)
     elif app_id is not None and app_secret is not None:
-        auth = AppAuth(app_id, app_secret)
+        auth = kd.AppAuth(app_id, app_secret)
     elif app_id is not None:
         raise UsageError(f"no app secret for the app id: pass --app-secret or set {ENV_APP_SECRET}")
     elif app_secret is not None:
@@ -136,3 +139,52 @@ def resolve(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
         base_url=base_url, user_id=user_id, auth=auth,
         allow_insecure_http=_switch(args.allow_insecure_http, env, ENV_ALLOW_INSECURE_HTTP),
     )
+
+
+def _client(settings: Settings, *, allow_insecure_http: bool) -> kd.KooDriveClient:
+    return kd.KooDriveClient(
+        settings.base_url, user_id=settings.user_id, auth=settings.auth,
+        allow_insecure_http=allow_insecure_http,
+    )
+
+
+def connect(settings: Settings) -> kd.KooDriveClient:
+    """A client for the configured service.
+
+    Raises:
+        UsageError: The base URL or user id is not acceptable; a plain-http base URL that
+            only ``--allow-insecure-http`` would let through names that flag and its variable.
+    """
+    try:
+        return _client(settings, allow_insecure_http=settings.allow_insecure_http)
+    except ValueError as exc:
+        error = str(exc)
+    if not settings.allow_insecure_http:
+        # Asking the client again, rather than repeating its rule of what is loopback, tells
+        # whether plain http was the only objection. It opens nothing: the session is lazy.
+        try:
+            _client(settings, allow_insecure_http=True)
+        except ValueError:
+            pass
+        else:
+            error = (
+                f"base URL {settings.base_url} is not https: refused, as the credentials would"
+                f" travel in clear (loopback addresses are allowed); {INSECURE_HTTP_HINT}"
+            )
+    raise UsageError(error)
+
+
+@attrs.frozen
+class Context:
+    """What every command is given besides its arguments: the output and the environment."""
+
+    out: Output
+    env: Mapping[str, str] = attrs.field(repr=False)
+
+    def connect(self, args: argparse.Namespace) -> kd.KooDriveClient:
+        """A client for the service the flags and the environment name.
+
+        Raises:
+            UsageError: A setting is missing or not acceptable.
+        """
+        return connect(resolve(args, self.env))

@@ -14,16 +14,16 @@ import zipfile
 from pathlib import Path
 from typing import Any, Final
 
-from koodrive_async.auth import TokenAuth
-from koodrive_async.client import KooDriveClient
-from koodrive_async.errors import KooDriveError
-from koodrive_async.models import ActionType, FileRef, JobResult, TaskType
+import koodrive_async as kd
 from koodrive_async.testing import JobDefaults, KooDriveEmulator
 
-from ._commands import Output, poll_policy, wait_and_report
+from ._args import poll_policy
+from ._bars import byte_bar
 from ._download import download
 from ._exit import EXIT_ERROR, EXIT_OK, Outcome, classify
-from ._render import byte_bar, label
+from ._output import Output
+from ._waits import wait_and_report
+from ._words import label
 
 __all__ = ["run_demo"]
 
@@ -34,36 +34,36 @@ _DEFAULTS: Final = JobDefaults(
 _CANCEL_AFTER: Final = 1.6
 _POLL_EVERY: Final = 0.25
 _SPACE: Final = "demo-space"
-_REPORTS: Final = [FileRef(f"report-{i}", f"/reports/2024-q{i}.pdf") for i in range(1, 5)]
-_PHOTOS: Final = [FileRef(f"photo-{i}", f"/photos/img-{i:03}.jpg") for i in range(1, 13)]
+_REPORTS: Final = [kd.FileRef(f"report-{i}", f"/reports/2024-q{i}.pdf") for i in range(1, 5)]
+_PHOTOS: Final = [kd.FileRef(f"photo-{i}", f"/photos/img-{i:03}.jpg") for i in range(1, 13)]
 
 
 def _plan() -> list[tuple[str, dict[str, Any], Outcome]]:
     """What to create: a caption, create_job's arguments, and how it should end."""
     return [
         ("copy 3 files to /backup", dict(
-            task_type=TaskType.COPY, files=_REPORTS[:3], new_file_path="/backup",
+            task_type=kd.TaskType.COPY, files=_REPORTS[:3], new_file_path="/backup",
             dst_container_id="demo-archive"), Outcome.OK),
         ("delete 2 files to the recycle bin", dict(
-            task_type=TaskType.DELETE, files=_PHOTOS[:2],
-            action_type=ActionType.DELETE_TO_RECYCLE_BIN), Outcome.OK),
+            task_type=kd.TaskType.DELETE, files=_PHOTOS[:2],
+            action_type=kd.ActionType.DELETE_TO_RECYCLE_BIN), Outcome.OK),
         ("move 4 files to /sorted", dict(
-            task_type=TaskType.MOVE, files=_PHOTOS[2:6], new_file_path="/sorted"), Outcome.OK),
+            task_type=kd.TaskType.MOVE, files=_PHOTOS[2:6], new_file_path="/sorted"), Outcome.OK),
         ("restore 1 file from the recycle bin", dict(
-            task_type=TaskType.RESTORE, files=_PHOTOS[:1]), Outcome.OK),
+            task_type=kd.TaskType.RESTORE, files=_PHOTOS[:1]), Outcome.OK),
         ("extract an archive", dict(
-            task_type=TaskType.DECOMPRESS, files=[FileRef("archive-1", "/inbox/photos.zip")],
-            action_type=ActionType.EXTRACT_ALL, new_file_path="/inbox/photos"), Outcome.OK),
+            task_type=kd.TaskType.DECOMPRESS, files=[kd.FileRef("archive-1", "/inbox/photos.zip")],
+            action_type=kd.ActionType.EXTRACT_ALL, new_file_path="/inbox/photos"), Outcome.OK),
         ("package 4 reports for download", dict(
-            task_type=TaskType.PACKAGE_DOWNLOAD, files=_REPORTS), Outcome.OK),
+            task_type=kd.TaskType.PACKAGE_DOWNLOAD, files=_REPORTS), Outcome.OK),
         ("empty the recycle bin", dict(
-            task_type=TaskType.EMPTY_RECYCLE_BIN, files=[],
-            action_type=ActionType.EMPTY_RECYCLE_BIN), Outcome.OK),
+            task_type=kd.TaskType.EMPTY_RECYCLE_BIN, files=[],
+            action_type=kd.ActionType.EMPTY_RECYCLE_BIN), Outcome.OK),
         ("copy 3 files, one of them missing", dict(
-            task_type=TaskType.COPY, files=[*_PHOTOS[6:8], FileRef("fail-404", "/gone.jpg")],
+            task_type=kd.TaskType.COPY, files=[*_PHOTOS[6:8], kd.FileRef("fail-404", "/gone.jpg")],
             new_file_path="/backup"), Outcome.PARTIALLY_FAILED),
         (f"move 12 files, canceled after {_CANCEL_AFTER:g} s", dict(
-            task_type=TaskType.MOVE, files=_PHOTOS, new_file_path="/slow"), Outcome.CANCELED),
+            task_type=kd.TaskType.MOVE, files=_PHOTOS, new_file_path="/slow"), Outcome.CANCELED),
     ]
 
 
@@ -83,8 +83,8 @@ async def run_demo(args: argparse.Namespace, out: Output) -> int:
     """Run the tour; return 0 when every job ended as planned and the zip checks out."""
     async with KooDriveEmulator(job_defaults=_DEFAULTS) as emulator:
         out.note(f"KooDrive emulator started on {emulator.base_url} (in this process)")
-        async with KooDriveClient(
-            emulator.base_url, user_id=emulator.user_id, auth=TokenAuth(emulator.token)
+        async with kd.KooDriveClient(
+            emulator.base_url, user_id=emulator.user_id, auth=kd.TokenAuth(emulator.token)
         ) as client:
             plan = _plan()
             ids: list[str] = []
@@ -93,7 +93,8 @@ async def run_demo(args: argparse.Namespace, out: Output) -> int:
                 spec.setdefault("dst_container_id", _SPACE)
                 job_id = await client.create_job(**spec)
                 ids.append(job_id)
-                out.note(f"  created {job_id}  {label(TaskType, spec['task_type']):<22} {caption}")
+                kind = label(kd.TaskType, spec["task_type"])
+                out.note(f"  created {job_id}  {kind:<22} {caption}")
             doomed = ids[-1]
 
             async def cancel_one() -> None:
@@ -123,8 +124,8 @@ async def run_demo(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
-async def _download_package(package: JobResult | KooDriveError, out: Output) -> str | None:
-    if not isinstance(package, JobResult) or package.download_url is None:
+async def _download_package(package: kd.JobResult | kd.KooDriveError, out: Output) -> str | None:
+    if not isinstance(package, kd.JobResult) or package.download_url is None:
         return "the package download has no downloadUrl"
     with tempfile.TemporaryDirectory(prefix="koodrive-demo-") as folder:
         out.note(f"downloading the package to {folder} ...")

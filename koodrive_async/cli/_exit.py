@@ -5,14 +5,7 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-from koodrive_async.errors import (
-    JobCanceledError,
-    JobFailedError,
-    JobStalledError,
-    KooDriveError,
-    WaitTimeoutError,
-)
-from koodrive_async.models import JobResult
+import koodrive_async as kd
 
 __all__ = [
     "EXIT_ERROR",
@@ -25,6 +18,7 @@ __all__ = [
     "Outcome",
     "UsageError",
     "classify",
+    "exit_code",
     "worst",
 ]
 
@@ -83,19 +77,27 @@ class Outcome(enum.StrEnum):
         return EXIT_JOB
 
 
-def classify(outcome: JobResult | KooDriveError) -> Outcome:
+def classify(outcome: kd.JobResult | kd.KooDriveError) -> Outcome:
     """The Outcome of one wait: a JobResult or the error that ended it."""
-    if isinstance(outcome, WaitTimeoutError | JobStalledError):
+    if isinstance(outcome, kd.WaitEndedError):
         return Outcome.TIMEOUT
-    if isinstance(outcome, JobCanceledError | JobFailedError):
+    if isinstance(outcome, kd.JobCanceledError | kd.JobFailedError):
         outcome = outcome.result
-    if isinstance(outcome, KooDriveError):
+    if isinstance(outcome, kd.KooDriveError):
         return Outcome.ERROR
     if outcome.canceled:
         return Outcome.CANCELED
     if outcome.ok:
         return Outcome.OK
     return Outcome.FAILED if not outcome.succeeded else Outcome.PARTIALLY_FAILED
+
+
+def exit_code(outcome: kd.JobResult | kd.KooDriveError) -> int:
+    """The exit code one job's outcome calls for: a job id the client refused before any
+    request is a usage error (2); otherwise as its Outcome says."""
+    if isinstance(outcome, kd.InvalidJobIdError):
+        return EXIT_USAGE
+    return classify(outcome).exit_code
 
 
 def worst(codes: list[int]) -> int:

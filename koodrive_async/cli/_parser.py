@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import Final
 
-from koodrive_async.fanout import DEFAULT_CONCURRENCY
-from koodrive_async.waiter import DEFAULT_WAIT_TIMEOUT
+import koodrive_async as kd
 
 from . import _config
 from ._download import DEFAULT_RETRIES
 from ._exit import UsageError
+from ._waits import DEFAULT_WAIT_TIMEOUT, WAIT_CONCURRENCY
 
-__all__ = ["EPILOG", "build_parser", "check_text"]
+__all__ = ["EPILOG", "build_parser", "check_text", "split_command"]
+
+#: Lookups in flight at most for ``get``: the client's own default for ``get_jobs``.
+GET_CONCURRENCY: Final = kd.DEFAULT_CONCURRENCY
 
 EPILOG: Final = """\
 configuration: --base-url/$KOODRIVE_BASE_URL, --user-id/$KOODRIVE_USER_ID, and
@@ -20,6 +24,10 @@ configuration: --base-url/$KOODRIVE_BASE_URL, --user-id/$KOODRIVE_USER_ID, and
   --allow-insecure-http/$KOODRIVE_ALLOW_INSECURE_HTTP=1 for a plain http:// service.
 exit codes: 0 all ok; 1 API or transport error; 2 usage error; 3 timeout;
   4 a job ended canceled or with failed files; 130 interrupted (Ctrl-C).
+global options (--json, --no-progress and the connection flags) go before or after the
+  command: koodrive-async --json list, koodrive-async list --json.
+job ids: JOB_ID - reads them from standard input, one per line (blank lines ignored):
+  koodrive-async list --status processing --json | jq -r .taskId | koodrive-async wait -
 try it with no configuration: koodrive-async demo
 """
 
@@ -85,16 +93,29 @@ def _count(text: str) -> int:
     return value
 
 
-def _common(parser: argparse.ArgumentParser, *, config: bool = True) -> None:
-    parser.add_argument(
-        "--json", action="store_true",
-        help="print one JSON document per job per line on stdout (machine-readable)",
-    )
-    parser.add_argument(
+def _output_flags(parser: argparse.ArgumentParser, *, json: bool = True) -> None:
+    group = parser.add_argument_group("output (before or after the command)")
+    if json:
+        group.add_argument(
+            "--json", action="store_true",
+            help="print one JSON document per job per line on stdout, in the API's own names"
+                 " and formats (machine-readable)",
+        )
+    group.add_argument(
         "--no-progress", action="store_true", help="draw no progress bars, even on a terminal"
     )
-    if config:
-        _config.add_arguments(parser)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    _output_flags(parser)
+    _config.add_arguments(parser)
+
+
+def _job_ids(parser: argparse.ArgumentParser, verb: str) -> None:
+    parser.add_argument(
+        "job_ids", nargs="+", metavar="JOB_ID",
+        help=f"the jobs to {verb}; - reads job ids from standard input, one per line",
+    )
 
 
 def _waiting(parser: argparse.ArgumentParser) -> None:
@@ -104,7 +125,8 @@ def _waiting(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--poll", type=float, default=None, metavar="SECONDS",
-        help="poll every SECONDS instead of the adaptive schedule",
+        help="poll every SECONDS, in every state (PollPolicy.fixed), instead of the adaptive"
+             " schedule",
     )
 
 
@@ -115,41 +137,60 @@ def _cancel_on_exit(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str,
+    description: str | None = None, **options: object,
+) -> argparse.ArgumentParser:
+    """A command's parser: ``summary`` in the command list, ``description`` atop its help."""
+    return commands.add_parser(
+        name, help=summary, description=description or summary[0].upper() + summary[1:] + ".",
+        **options,  # type: ignore[arg-type]
+    )
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The top-level parser, and each command's own parser by name.
 
     Each command line is parsed by its command's parser with ``parse_intermixed_args``, so
-    positionals and options mix freely (``create copy --src S f1 f2 --to /x``). The emulator's
-    options are its own (``emulator --help``), forwarded as they are.
+    positionals and options mix freely (``create copy --src S f1 f2 --to /x``); global
+    options given before the command are parsed there too (see ``split_command``). The
+    emulator's options are its own (``emulator --help``), forwarded as they are.
     """
-    from koodrive_async import __version__
-
     parser = argparse.ArgumentParser(
         prog="koodrive-async",
         description="Look up, create, cancel, wait on and download KooDrive batch jobs.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {kd.__version__}",
+                        help="show the version and exit")
+    _common(parser)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, title="commands",
+        help="one of the commands below (COMMAND --help for its own options)",
+    )
 
-    get = commands.add_parser("get", help="show jobs' details")
-    get.add_argument("job_ids", nargs="+", metavar="JOB_ID")
-    get.add_argument("--concurrency", type=_positive_int, default=DEFAULT_CONCURRENCY,
+    get = _command(commands, "get", "show jobs' details",
+                   "Show each job's details: type, status, progress, files, download URL.")
+    _job_ids(get, "look up")
+    get.add_argument("--concurrency", type=_positive_int, default=GET_CONCURRENCY,
                      help="lookups in flight at most (default %(default)s)")
     _common(get)
 
-    wait = commands.add_parser(
-        "wait", help="wait for jobs with live progress bars, then summarise them"
+    wait = _command(
+        commands, "wait", "wait for jobs with live progress bars, then summarise them",
+        "Wait for jobs to end, with live progress bars on a terminal, then print how each"
+        " ended: exit 0 when all are ok, 4 when one was canceled or has failed files.",
     )
-    wait.add_argument("job_ids", nargs="+", metavar="JOB_ID")
+    _job_ids(wait, "wait for")
     _waiting(wait)
-    wait.add_argument("--concurrency", type=_positive_int, default=16,
+    wait.add_argument("--concurrency", type=_positive_int, default=WAIT_CONCURRENCY,
                       help="requests in flight at most (default %(default)s)")
     _cancel_on_exit(wait)
     _common(wait)
 
-    listing = commands.add_parser("list", help="list jobs (every page)")
+    listing = _command(commands, "list", "list jobs (every page)",
+                       "List jobs, every page, newest first as the service sends them.")
     listing.add_argument("--type", metavar="TYPE",
                          help="only this task type: copy, delete, move, restore, decompress,"
                               " package, empty-recycle-bin, or 1-7")
@@ -158,18 +199,21 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     listing.add_argument("--limit", type=_positive_int, metavar="N", help="show N jobs at most")
     _common(listing)
 
-    create = commands.add_parser(
-        "create", help="create a batch job and print its id",
-        description="Create a batch job. FILE is FILE_ID or FILE_ID:/path/in/the/space.",
+    create = _command(
+        commands, "create", "create a batch job and print its id",
+        "Create a batch job and print its id. FILE is FILE_ID or FILE_ID:/path/in/the/space."
+        " A flag the task type does not take (copy --permanent) is refused.",
     )
     create.add_argument(
         "task_type", metavar="TYPE",
         help="copy, delete, move, restore, decompress, package, empty-recycle-bin (or 1-7)",
     )
-    create.add_argument("files", nargs="*", metavar="FILE")
+    create.add_argument("files", nargs="*", metavar="FILE",
+                        help="the files to act on: FILE_ID, or FILE_ID:/path for its path")
     create.add_argument("--src", required=True, metavar="SPACE", help="source space id")
     create.add_argument("--dst", metavar="SPACE", help="destination space id (default --src)")
-    create.add_argument("--to", metavar="PATH", help="destination folder (copy, move, decompress)")
+    create.add_argument("--to", metavar="PATH",
+                        help="copy, move, restore, decompress: the destination folder")
     create.add_argument("--permanent", action="store_true",
                         help="delete: permanently (202), not to the recycle bin (201)")
     create.add_argument("--list-only", action="store_true",
@@ -187,20 +231,22 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     _cancel_on_exit(create)
     _common(create)
 
-    cancel = commands.add_parser("cancel", help="cancel jobs")
-    cancel.add_argument("job_ids", nargs="+", metavar="JOB_ID")
+    cancel = _command(commands, "cancel", "cancel jobs",
+                      "Cancel pending or processing jobs, one request each.")
+    _job_ids(cancel, "cancel")
     _common(cancel)
 
-    fetch = commands.add_parser(
-        "download", help="download a package (waiting for its job if needed)",
-        description="Download a package-download job's zip, or any URL. The file is written"
-                    " to a partial file and renamed when complete; an interrupted download is"
-                    " resumed (Range) by running the same command again.",
+    fetch = _command(
+        commands, "download", "download a package (waiting for its job if needed)",
+        "Download a package-download job's zip, or any URL. The file is written to a partial"
+        " file and renamed when complete; an interrupted download is resumed (Range) by"
+        " running the same command again.",
     )
-    fetch.add_argument("target", metavar="JOB_ID|URL")
+    fetch.add_argument("target", metavar="JOB_ID|URL",
+                       help="a package-download job id, or the http(s) URL of a file")
     fetch.add_argument("-o", "--output", metavar="PATH",
-                       help="file to write, or a directory for the server's file name"
-                            " (default: the current directory)")
+                       help="file to write, a directory for the server's file name, or - for"
+                            " standard output (default: the current directory)")
     fetch.add_argument("--force", action="store_true", help="overwrite an existing file")
     fetch.add_argument("--retries", type=_count, default=DEFAULT_RETRIES, metavar="N",
                        help="resume up to N times in this run after an interruption"
@@ -208,12 +254,37 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     _waiting(fetch)
     _common(fetch)
 
-    commands.add_parser(
-        "emulator", add_help=False,
-        help="run the KooDrive emulator as a server (see: emulator --help)",
+    _command(
+        commands, "emulator", "run the KooDrive emulator as a server (see: emulator --help)",
+        "Serve the KooDrive batch-task API emulator until Ctrl-C.", add_help=False,
     )
-    demo = commands.add_parser(
-        "demo", help="a tour on the embedded emulator: jobs, bars, summary, download"
+    demo = _command(
+        commands, "demo", "a tour on the embedded emulator: jobs, bars, summary, download",
+        "A tour on an emulator in this process, no configuration needed: jobs of every type,"
+        " the live bars, the summary, a package download checked.",
     )
-    demo.add_argument("--no-progress", action="store_true", help="draw no progress bars")
+    _output_flags(demo, json=False)
     return parser, dict(commands.choices)
+
+
+def split_command(
+    parser: argparse.ArgumentParser, argv: Sequence[str]
+) -> tuple[list[str], str | None, list[str]]:
+    """``argv`` as (the options before the command, the command, the arguments after it).
+
+    The command is the first argument that is neither an option of the top-level parser
+    nor the value of one (``--base-url URL list``).
+    """
+    takes_value = {
+        option for action in parser._actions  # argparse lists a parser's options nowhere else
+        if action.nargs != 0 for option in action.option_strings
+    }
+    index = 0
+    while index < len(argv) and argv[index].startswith("-") and argv[index] != "-":
+        if argv[index] == "--":
+            index += 1
+            break
+        index += 2 if argv[index] in takes_value else 1
+    if index >= len(argv):
+        return list(argv), None, []
+    return list(argv[:index]), argv[index], list(argv[index + 1:])

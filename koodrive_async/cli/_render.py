@@ -1,86 +1,32 @@
-"""What the command line shows: live bars on stderr (a terminal only), tables and summaries.
+"""The tables and summaries the command line prints on stdout.
 
-rich is imported only when something is drawn on a terminal; in a pipe or CI the output is
-plain text in stable columns and nothing is drawn on stderr while waiting.
+On a terminal they are drawn by rich, every cell on one line: a value too long for the width
+(a download URL, an error with its trace id) is never folded or cut in the middle, it moves
+out of the table onto a line of its own, which the terminal wraps without breaking it for
+copy and paste. In a pipe the output is plain text in stable columns.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from types import TracebackType
-from typing import IO, TYPE_CHECKING, Final, Protocol, Self
+from typing import IO, Final
 
-from koodrive_async.errors import KooDriveError
-from koodrive_async.models import (
-    JobDetail,
-    JobInfo,
-    JobResult,
-    JobStatus,
-    TaskResultCode,
-    TaskStatus,
-    TaskType,
-)
+import koodrive_async as kd
 
-from ._exit import Outcome, classify
+from ._exit import classify
+from ._words import STYLES, console, label, one_line
 
-if TYPE_CHECKING:
-    from rich.console import Console
-
-__all__ = [
-    "STYLES",
-    "Bars",
-    "NoBars",
-    "byte_bar",
-    "console",
-    "describe_detail",
-    "format_table",
-    "label",
-    "print_table",
-    "short_label",
-    "summary_rows",
-    "wait_bars",
-]
+__all__ = ["SUMMARY_HEADERS", "describe_detail", "format_table", "print_table", "summary_rows"]
 
 #: Failed files listed per job under the summary.
 MAX_FAILED_LISTED: Final = 10
-STYLES: Final = {
-    Outcome.OK: "green",
-    Outcome.PARTIALLY_FAILED: "yellow",
-    Outcome.FAILED: "red",
-    Outcome.CANCELED: "magenta",
-    Outcome.TIMEOUT: "red",
-    Outcome.ERROR: "red",
-}
-
-
-def label(enum_cls: type[enum.Enum], value: object) -> str:
-    """``package download (6)`` for a known enum value, the raw value otherwise."""
-    if value is None:
-        return "-"
-    try:
-        member = enum_cls(value)
-    except ValueError:
-        return str(value)
-    return f"{member.name.lower().replace('_', ' ')} ({member.value})"
-
-
-def short_label(enum_cls: type[enum.Enum], value: object) -> str:
-    try:
-        return enum_cls(value).name.lower().replace("_", " ")
-    except ValueError:
-        return "-" if value is None else str(value)
+# Between two columns of a rich table drawn with box=None: one space of padding each side.
+_GAP: Final = 2
 
 
 def _time(value: datetime | None) -> str:
     return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def console(stream: IO[str]) -> Console:
-    from rich.console import Console
-
-    return Console(file=stream, highlight=False)
 
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
@@ -95,38 +41,64 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[
 
 
 def print_table(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], *, stream: IO[str], fancy: bool
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    stream: IO[str],
+    fancy: bool,
+    long_column: int | None = None,
 ) -> None:
-    """A table on ``stream``: drawn by rich when ``fancy``, plain columns otherwise."""
+    """A table on ``stream``: drawn by rich when ``fancy``, plain columns otherwise.
+
+    Args:
+        long_column: The index of a column of long values (URLs, messages). When the table
+            with it is wider than the terminal, it is printed under the table instead, each
+            value on a line of its own after its row's first cell.
+    """
     if not fancy:
         for line in format_table(headers, rows):
             print(line, file=stream)
         return
     from rich.table import Table
 
+    out = console(stream)
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows,
+                                                                          strict=True)]
+    moved = long_column is not None and sum(widths) + _GAP * (len(widths) - 1) > out.width
+    shown = [i for i in range(len(headers)) if not (moved and i == long_column)]
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for index, header in enumerate(headers):
-        # The last column holds URLs and messages: folded, never cut with an ellipsis.
-        last = index == len(headers) - 1
-        table.add_column(header, overflow="fold" if last else "ellipsis", no_wrap=not last)
+    for index in shown:
+        # The first column is the job id: never narrowed. No cell is ever wrapped.
+        table.add_column(
+            headers[index], no_wrap=True, overflow="ellipsis",
+            min_width=widths[index] if index == 0 else None,
+        )
     for row in rows:
         style = next((s for o, s in STYLES.items() if len(row) > 1 and row[1] == o.value), None)
-        table.add_row(*row, style=style)
-    console(stream).print(table)
+        table.add_row(*(row[i] for i in shown), style=style)
+    out.print(table)
+    if moved and long_column is not None:
+        long_rows = [row for row in rows if row[long_column]]
+        if long_rows:
+            print(f"\n{headers[long_column]}:", file=stream)
+        for row in long_rows:
+            # print(), not rich: rich would fold the value at the width.
+            print(f"  {row[0]}\n{row[long_column]}", file=stream)
+    stream.flush()
 
 
-def describe_detail(job_id: str, detail: JobDetail) -> list[str]:
+def describe_detail(job_id: str, detail: kd.JobDetail) -> list[str]:
     """A readable summary of one job (``get`` without ``--json``)."""
-    info = detail.job_info or JobInfo()
+    info = detail.job_info or kd.JobInfo()
     tasks = detail.task_infos
-    failed = [t for t in tasks if t.status == TaskStatus.FAILED]
-    succeeded = sum(1 for t in tasks if t.status == TaskStatus.SUCCEEDED)
+    failed = [t for t in tasks if t.status == kd.TaskStatus.FAILED]
+    succeeded = sum(1 for t in tasks if t.status == kd.TaskStatus.SUCCEEDED)
     lines = [
         f"job {info.task_id or job_id}",
-        f"  type        {label(TaskType, info.task_type)}",
-        f"  status      {label(JobStatus, info.status)}",
+        f"  type        {label(kd.TaskType, info.task_type)}",
+        f"  status      {label(kd.JobStatus, info.status)}",
         f"  progress    {'-' if info.progress is None else f'{info.progress} %'}",
-        f"  result      {label(TaskResultCode, info.task_result_code)}",
+        f"  result      {label(kd.TaskResultCode, info.task_result_code)}",
         f"  files       {len(tasks)}: {succeeded} succeeded, {len(failed)} failed,"
         f" {len(tasks) - succeeded - len(failed)} pending",
         f"  created     {_time(info.create_time)}",
@@ -149,21 +121,29 @@ def describe_detail(job_id: str, detail: JobDetail) -> list[str]:
     return lines
 
 
-def _error_line(error: KooDriveError) -> str:
-    # One line whatever the error says: a table cell must not break the columns.
-    return " ".join(str(error).split())
+def _error_cell(job_id: str, error: kd.KooDriveError) -> str:
+    # One line whatever the error says (a cell must not break the columns), and the job id,
+    # already in the row's first cell, not said again.
+    text = one_line(str(error))
+    for prefix in (f"job {job_id}: ", f"job {job_id} "):
+        if text.startswith(prefix):
+            return text.removeprefix(prefix)
+    return text
+
+
+#: The summary table of ``wait``; its last column holds the long values.
+SUMMARY_HEADERS: Final = ["JOB", "OUTCOME", "FILES OK/FAILED", "ELAPSED", "DOWNLOAD URL / ERROR"]
 
 
 def summary_rows(
-    outcomes: Sequence[tuple[str, JobResult | KooDriveError]],
-) -> tuple[list[str], list[list[str]], list[str]]:
-    """The summary table of ``wait`` (headers, rows) and the failed files to list under it."""
-    headers = ["JOB", "OUTCOME", "FILES OK/FAILED", "ELAPSED", "DOWNLOAD URL / ERROR"]
+    outcomes: Sequence[tuple[str, kd.JobResult | kd.KooDriveError]],
+) -> tuple[list[list[str]], list[str]]:
+    """The rows of the summary table of ``wait``, and the failed files to list under it."""
     rows: list[list[str]] = []
     notes: list[str] = []
     for job_id, outcome in outcomes:
         kind = classify(outcome)
-        if isinstance(outcome, JobResult):
+        if isinstance(outcome, kd.JobResult):
             files = f"{len(outcome.succeeded)}/{len(outcome.failed)}"
             rows.append([job_id, kind.value, files, f"{outcome.elapsed:.1f} s",
                          outcome.download_url or ""])
@@ -175,75 +155,5 @@ def summary_rows(
             if len(outcome.failed) > MAX_FAILED_LISTED:
                 notes.append(f"{job_id}  ... and {len(outcome.failed) - MAX_FAILED_LISTED} more")
         else:
-            rows.append([job_id, kind.value, "-", "-", _error_line(outcome)])
-    return headers, rows, notes
-
-
-class NoBars:
-    """Stands in for the bars when stderr is not a terminal: draws nothing."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
-
-    def update(self, detail: JobDetail) -> None:
-        """Ignore a snapshot."""
-
-    def finish(self, job_id: str, outcome: JobResult | KooDriveError) -> None:
-        """Ignore an outcome."""
-
-    def start(self, name: str, total: int | None, done: int) -> None:
-        """Ignore a transfer start."""
-
-    def advance(self, count: int) -> None:
-        """Ignore bytes."""
-
-
-class Bars(Protocol):
-    """Live bars of waits, or of a download; NoBars or the rich ones of ``_bars``."""
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    def update(self, detail: JobDetail) -> None:
-        """A new snapshot of a job (the waiter's ``on_progress``)."""
-
-    def finish(self, job_id: str, outcome: JobResult | KooDriveError) -> None:
-        """A job's wait ended."""
-
-    def start(self, name: str, total: int | None, done: int) -> None:
-        """A (re)started transfer of ``total`` bytes, ``done`` already on disk."""
-
-    def advance(self, count: int) -> None:
-        """More bytes written."""
-
-
-def wait_bars(job_ids: Sequence[str], *, enabled: bool) -> Bars:
-    """Bars for waiting on ``job_ids``: rich ones on stderr when ``enabled``."""
-    if not enabled:
-        return NoBars()
-    from ._bars import WaitBars
-
-    return WaitBars(job_ids)
-
-
-def byte_bar(*, enabled: bool) -> Bars:
-    """A download bar (bytes, rate, ETA) on stderr when ``enabled``."""
-    if not enabled:
-        return NoBars()
-    from ._bars import ByteBar
-
-    return ByteBar()
+            rows.append([job_id, kind.value, "-", "-", _error_cell(job_id, outcome)])
+    return rows, notes
