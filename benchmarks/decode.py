@@ -4,7 +4,9 @@ Each contender turns the same bytes into typed objects (or, for the baseline, re
 field of every item out of plain dicts):
 
 - ``json + dicts``: the standard library's json, then plain dict access of every field;
-- ``koodrive_async``: orjson, then our converter (``_protocol.structure`` into JobDetail);
+- ``koodrive_async``: orjson, then the client's own decoder, ``kd.from_wire(kd.JobDetail, data)``;
+- ``cattrs only``: the same converter built without its generated fast path
+  (``make_converter(fast_path=False)``), to show what the fast path is worth;
 - ``pydantic v2``: ``PEnvelope.model_validate_json`` with camelCase aliases, building the same
   output as ours: enums for the coded fields and ``datetime``s from the 14-digit times (a
   ``BeforeValidator``, as pydantic has no parser for that format);
@@ -38,7 +40,8 @@ from pydantic.alias_generators import to_camel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from koodrive_async import _protocol as proto
+import koodrive_async as kd
+from koodrive_async._convert import make_converter
 from koodrive_async.models import (
     ActionType,
     JobDetail,
@@ -189,7 +192,15 @@ def json_dicts(raw: bytes) -> Any:
 
 
 def ours(raw: bytes) -> JobDetail:
-    return proto.structure(orjson.loads(raw)["data"], JobDetail, what="bench")
+    return kd.from_wire(JobDetail, orjson.loads(raw)["data"])
+
+
+_cattrs_only = make_converter(fast_path=False)
+
+
+def cattrs_only(raw: bytes) -> JobDetail:
+    detail: JobDetail = _cattrs_only.structure(orjson.loads(raw)["data"], JobDetail)
+    return detail
 
 
 def with_pydantic(raw: bytes) -> Any:
@@ -203,6 +214,7 @@ def with_msgspec(raw: bytes) -> Any:
 CONTENDERS: tuple[tuple[str, Callable[[bytes], Any]], ...] = (
     ("json + dicts", json_dicts),
     ("koodrive_async", ours),
+    ("cattrs only", cattrs_only),
     ("pydantic v2", with_pydantic),
     ("msgspec", with_msgspec),
 )
@@ -231,15 +243,16 @@ def main(argv: list[str] | None = None) -> int:
         raw = document(size)
         detail = ours(raw)
         assert len(detail.task_infos) == size
+        assert cattrs_only(raw) == detail
         assert len(with_msgspec(raw).task_infos) == size
         typed = with_pydantic(raw)
         assert len(typed.task_infos) == size
         assert typed.job_info.create_time == detail.job_info.create_time  # same work done
         assert typed.task_infos[0].status is detail.task_infos[0].status
     print(f"Decode + structure of one GetJobDetail document, median of {args.repeats}\n")
-    print("| taskInfos | json + dicts | koodrive_async | pydantic v2 | msgspec "
-          "| ours / pydantic | ours / msgspec |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("| taskInfos | " + " | ".join(name for name, _ in CONTENDERS)
+          + " | ours / pydantic | ours / msgspec |")
+    print("|---:|" + "---:|" * (len(CONTENDERS) + 2))
     verdicts = []
     for size in SIZES:
         raw = document(size)

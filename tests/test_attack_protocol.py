@@ -19,7 +19,8 @@ import pytest
 from aiohttp import web
 
 import koodrive_async as kd
-from koodrive_async import _protocol as proto
+from koodrive_async import _redact as redact
+from koodrive_async import _stamps as stamps
 from koodrive_async.testing import KooDriveEmulator
 
 from .conftest import VirtualTime, make_client
@@ -120,7 +121,7 @@ async def test_a_date_in_year_9999_or_100_is_ignored_and_a_normal_one_learned(
     x_dates = [headers["X-Date"] for _, _, headers, _ in server.requests]
     assert len(x_dates) == 5
     assert all(len(x) == 16 and X_DATE.fullmatch(x) for x in x_dates), x_dates
-    sent = [proto.parse_x_date(x) for x in x_dates]
+    sent = [stamps.parse_x_date(x) for x in x_dates]
     assert all(s is not None for s in sent)
     # The first three went out on our own clock: neither bad Date was learned ...
     for moment in sent[:3]:
@@ -258,7 +259,7 @@ async def test_a_server_echoing_the_credentials_gets_them_redacted(
     assert kinds[:4] == [kd.AuthenticationError, kd.BadRequestError, kd.ServerError,
                          kd.ServerError]
     assert kinds[4] is kd.ResponseDecodeError and kinds[6:] == [kd.ResponseDecodeError] * 2
-    assert isinstance(errors[5], kd.APIError) and errors[5].code == proto.REDACTED
+    assert isinstance(errors[5], kd.APIError) and errors[5].code == redact.REDACTED
 
 
 # -- D. a base_url path is kept as the prefix of every request, and signed ----------------

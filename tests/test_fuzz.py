@@ -13,6 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from koodrive_async import _protocol as proto
+from koodrive_async import _stamps as stamps
 from koodrive_async.auth import AppAuth, canonical_request, sign, string_to_sign
 from koodrive_async.errors import InvalidJobIdError
 
@@ -38,11 +39,11 @@ def test_retry_after_is_a_bounded_number_or_ignored(value: str) -> None:
     st.integers(0, 99), st.integers(0, 99), st.integers(0, 99),
 ))
 def test_http_dates_parse_to_a_finite_time_or_none(value: str) -> None:
-    parsed = proto.parse_http_date(value)
+    parsed = stamps.parse_http_date(value)
     assert parsed is None or math.isfinite(parsed)
-    offset = proto.server_clock_offset(value, NOW)
+    offset = stamps.server_clock_offset(value, NOW)
     assert offset is None or math.isfinite(offset)
-    assert isinstance(proto.x_date_rejected_for_clock("20261130T160000Z", value), bool)
+    assert isinstance(stamps.x_date_rejected_for_clock("20261130T160000Z", value), bool)
 
 
 # An independent, slow implementation of the documented canonical request, written from the

@@ -6,7 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from koodrive_async import _convert as convert
+from koodrive_async import _envelope as envelope
 from koodrive_async import _protocol as proto
+from koodrive_async import _redact as redact
+from koodrive_async import _stamps as stamps
 from koodrive_async.errors import (
     APIError,
     AuthenticationError,
@@ -47,17 +51,17 @@ def test_good_job_ids_map_to_one_path_segment() -> None:
 
 def test_x_date_is_utc_and_truncated_never_rounded_up() -> None:
     moment = datetime(2025, 11, 3, 7, 1, 40, 999000, tzinfo=UTC).timestamp()
-    assert proto.format_x_date(moment) == "20251103T070140Z"
-    assert proto.parse_x_date("20251103T070140Z") == int(moment)
-    assert proto.parse_x_date("2025-11-03") is None
+    assert stamps.format_x_date(moment) == "20251103T070140Z"
+    assert stamps.parse_x_date("20251103T070140Z") == int(moment)
+    assert stamps.parse_x_date("2025-11-03") is None
 
 
 def test_http_dates() -> None:
-    assert proto.parse_http_date("Mon, 03 Nov 2025 07:01:40 GMT") == (
+    assert stamps.parse_http_date("Mon, 03 Nov 2025 07:01:40 GMT") == (
         datetime(2025, 11, 3, 7, 1, 40, tzinfo=UTC).timestamp()
     )
     for bad in (None, "", "yesterday", "Mon, 99 Nov 2025 07:01:40 GMT", "x" * 100):
-        assert proto.parse_http_date(bad) is None
+        assert stamps.parse_http_date(bad) is None
 
 
 @pytest.mark.parametrize(
@@ -74,7 +78,7 @@ def test_retry_after(value: str | None, expected: float | None) -> None:
 
 
 def test_trace_ids_are_58_characters_and_unique() -> None:
-    ids = {proto.new_trace_id() for _ in range(1000)}
+    ids = {stamps.new_trace_id() for _ in range(1000)}
     assert len(ids) == 1000
     assert all(len(i) == 58 and i.isalnum() for i in ids)
 
@@ -93,13 +97,13 @@ def test_error_class_from_status_and_code(status: int, code: int | None, cls: ty
 
 
 def test_success_envelope_accepts_code_as_number_or_string() -> None:
-    assert proto.decode_envelope(200, b'{"code":0,"msg":"OK","data":"1"}') == "1"
-    assert proto.decode_envelope(200, b'{"code":"0","msg":"\xe6\x88\x90\xe5\x8a\x9f"}') is None
+    assert envelope.decode_envelope(200, b'{"code":0,"msg":"OK","data":"1"}') == "1"
+    assert envelope.decode_envelope(200, b'{"code":"0","msg":"\xe6\x88\x90\xe5\x8a\x9f"}') is None
 
 
 def test_http_200_with_a_business_error_is_an_api_error() -> None:
     with pytest.raises(APIError) as caught:
-        proto.decode_envelope(200, b'{"code":13000102,"msg":"parameter invalid"}', trace_id="t1")
+        envelope.decode_envelope(200, b'{"code":13000102,"msg":"parameter invalid"}', trace_id="t1")
     error = caught.value
     assert type(error) is APIError
     assert (error.http_status, error.code, error.msg, error.trace_id) == (
@@ -109,14 +113,14 @@ def test_http_200_with_a_business_error_is_an_api_error() -> None:
 
 
 def test_error_bodies_old_template_and_non_json() -> None:
-    error = proto.api_error(400, b'{"error_code":"13000101","error_msg":"bad"}',
+    error = envelope.api_error(400, b'{"error_code":"13000101","error_msg":"bad"}',
                             trace_id=None, retry_after=None)
     assert (error.code, error.msg) == (13000101, "bad")
-    error = proto.api_error(502, b"<html>Bad   Gateway</html>", trace_id=None, retry_after=2.0)
+    error = envelope.api_error(502, b"<html>Bad   Gateway</html>", trace_id=None, retry_after=2.0)
     assert isinstance(error, ServerError)
     assert error.code is None and error.msg == "<html>Bad Gateway</html>"
     assert error.retry_after == 2.0
-    error = proto.api_error(401, b'{"code":"APIGW.0301","msg":"Incorrect IAM"}',
+    error = envelope.api_error(401, b'{"code":"APIGW.0301","msg":"Incorrect IAM"}',
                             trace_id=None, retry_after=None)
     assert error.code == "APIGW.0301"
 
@@ -126,7 +130,7 @@ def test_error_bodies_old_template_and_non_json() -> None:
 )
 def test_malformed_success_bodies(body: bytes) -> None:
     with pytest.raises(ResponseDecodeError):
-        proto.decode_envelope(200, body)
+        envelope.decode_envelope(200, body)
 
 
 def test_retryable_errors() -> None:
@@ -150,18 +154,18 @@ def test_retryable_errors() -> None:
 
 def test_clock_skew_explains_a_401() -> None:
     date = "Mon, 03 Nov 2025 07:01:40 GMT"
-    assert proto.x_date_rejected_for_clock("20251103T070141Z", date)  # ahead
-    assert proto.x_date_rejected_for_clock("20251103T064639Z", date)  # older than 15 min
-    assert not proto.x_date_rejected_for_clock("20251103T070140Z", date)
-    assert not proto.x_date_rejected_for_clock("20251103T065000Z", date)
-    assert not proto.x_date_rejected_for_clock(None, date)
-    assert not proto.x_date_rejected_for_clock("20251103T070141Z", None)
+    assert stamps.x_date_rejected_for_clock("20251103T070141Z", date)  # ahead
+    assert stamps.x_date_rejected_for_clock("20251103T064639Z", date)  # older than 15 min
+    assert not stamps.x_date_rejected_for_clock("20251103T070140Z", date)
+    assert not stamps.x_date_rejected_for_clock("20251103T065000Z", date)
+    assert not stamps.x_date_rejected_for_clock(None, date)
+    assert not stamps.x_date_rejected_for_clock("20251103T070141Z", None)
 
 
 def test_server_clock_offset() -> None:
     local = datetime(2025, 11, 3, 7, 3, 40, tzinfo=UTC).timestamp()
-    assert proto.server_clock_offset("Mon, 03 Nov 2025 07:01:40 GMT", local) == -120.0
-    assert proto.server_clock_offset("garbage", local) is None
+    assert stamps.server_clock_offset("Mon, 03 Nov 2025 07:01:40 GMT", local) == -120.0
+    assert stamps.server_clock_offset("garbage", local) is None
 
 
 def _body(**overrides: object) -> dict[str, object]:
@@ -227,11 +231,11 @@ def test_empty_recycle_bin_needs_no_files() -> None:
 
 
 def test_decode_job_id() -> None:
-    assert proto.decode_job_id("1309") == "1309"
-    assert proto.decode_job_id(1309) == "1309"
+    assert convert.decode_job_id("1309") == "1309"
+    assert convert.decode_job_id(1309) == "1309"
     for bad in (None, "", True, [1], {}):
         with pytest.raises(ResponseDecodeError):
-            proto.decode_job_id(bad)
+            convert.decode_job_id(bad)
 
 
 # -- issue 9: the envelope's success, said once ------------------------------------------
@@ -243,7 +247,7 @@ def test_decode_job_id() -> None:
      (" 0", False), ("-0", False), (None, False), ([0], False), (13000201, False)],
 )
 def test_success_is_exactly_int_0_or_string_0(code: object, success: bool) -> None:
-    assert proto.is_success_code(code) is success
+    assert envelope.is_success_code(code) is success
 
 
 @pytest.mark.parametrize(
@@ -254,8 +258,8 @@ def test_success_is_exactly_int_0_or_string_0(code: object, success: bool) -> No
      ("1" * 30, "1" * 30)],
 )
 def test_business_codes_are_kept_faithfully(code: object, kept: object) -> None:
-    assert proto.business_code(code) == kept
-    assert type(proto.business_code(code)) is type(kept)
+    assert envelope.business_code(code) == kept
+    assert type(envelope.business_code(code)) is type(kept)
 
 
 @pytest.mark.parametrize(
@@ -266,13 +270,13 @@ def test_business_codes_are_kept_faithfully(code: object, kept: object) -> None:
 )
 def test_a_code_that_only_looks_like_0_is_an_api_error(body: bytes, kept: object) -> None:
     with pytest.raises(APIError) as caught:
-        proto.decode_envelope(200, body)
+        envelope.decode_envelope(200, body)
     assert caught.value.code == kept and type(caught.value.code) is type(kept)
 
 
 def test_a_transient_code_sent_as_a_string_is_still_transient() -> None:
     with pytest.raises(ServerError) as caught:
-        proto.decode_envelope(200, b'{"code":"13000201","msg":"internal invoke failure"}')
+        envelope.decode_envelope(200, b'{"code":"13000201","msg":"internal invoke failure"}')
     assert caught.value.code == 13000201 and proto.is_retryable(caught.value)
 
 
@@ -287,7 +291,7 @@ def test_a_transient_code_sent_as_a_string_is_still_transient() -> None:
      (253402300799.9, "99991231T235959Z"), (0.0, "19700101T000000Z")],
 )
 def test_x_date_never_raises_and_is_always_16_characters(moment: float, expected: str) -> None:
-    assert proto.format_x_date(moment) == expected
+    assert stamps.format_x_date(moment) == expected
 
 
 def test_only_a_plausible_date_teaches_an_offset() -> None:
@@ -296,18 +300,18 @@ def test_only_a_plausible_date_teaches_an_offset() -> None:
                 "Wed, 31 Dec 1969 23:59:59 GMT",
                 "Tue, 11 Nov 2025 07:01:41 GMT",   # 8 days and a second ahead
                 "Mon, 27 Oct 2025 07:01:39 GMT"):  # 7 days and a second behind
-        assert proto.server_clock_offset(bad, local) is None, bad
-    assert proto.server_clock_offset("Mon, 10 Nov 2025 07:01:40 GMT", local) == 7 * 86400
-    assert proto.server_clock_offset("Mon, 27 Oct 2025 07:01:40 GMT", local) == -7 * 86400
-    assert proto.MAX_CLOCK_OFFSET == 7 * 86400
+        assert stamps.server_clock_offset(bad, local) is None, bad
+    assert stamps.server_clock_offset("Mon, 10 Nov 2025 07:01:40 GMT", local) == 7 * 86400
+    assert stamps.server_clock_offset("Mon, 27 Oct 2025 07:01:40 GMT", local) == -7 * 86400
+    assert stamps.MAX_CLOCK_OFFSET == 7 * 86400
 
 
 def test_an_implausible_date_explains_no_401() -> None:
-    assert not proto.x_date_rejected_for_clock("20251103T070140Z",
+    assert not stamps.x_date_rejected_for_clock("20251103T070140Z",
                                                "Fri, 31 Dec 9999 23:59:59 GMT")
-    assert not proto.x_date_rejected_for_clock("20251103T070140Z",
+    assert not stamps.x_date_rejected_for_clock("20251103T070140Z",
                                                "Mon, 01 Jan 0100 00:00:00 GMT")
-    assert proto.x_date_rejected_for_clock("20251103T070140Z", "Sun, 02 Nov 2025 07:01:40 GMT")
+    assert stamps.x_date_rejected_for_clock("20251103T070140Z", "Sun, 02 Nov 2025 07:01:40 GMT")
 
 
 # -- issue 9: the client's secrets never quoted back -------------------------------------
@@ -318,40 +322,40 @@ HMAC = f"HMAC-SHA256 AppId=a,SignedHeaders=host;x-date;x-user-id,Signature={SIG}
 
 
 def test_secrets_to_redact_finds_the_credential_inside_the_authorization() -> None:
-    assert proto.secrets_to_redact("Bearer+" + TOKEN) == ("Bearer+" + TOKEN, TOKEN)
-    assert proto.secrets_to_redact("AT " + TOKEN) == ("AT " + TOKEN, TOKEN)
-    assert proto.secrets_to_redact("Tok:" + TOKEN, token_prefix="Tok:") == ("Tok:" + TOKEN, TOKEN)
-    assert proto.secrets_to_redact("Bearer+a/b=c+d" + TOKEN) == (  # and percent-encoded
+    assert redact.secrets_to_redact("Bearer+" + TOKEN) == ("Bearer+" + TOKEN, TOKEN)
+    assert redact.secrets_to_redact("AT " + TOKEN) == ("AT " + TOKEN, TOKEN)
+    assert redact.secrets_to_redact("Tok:" + TOKEN, token_prefix="Tok:") == ("Tok:" + TOKEN, TOKEN)
+    assert redact.secrets_to_redact("Bearer+a/b=c+d" + TOKEN) == (  # and percent-encoded
         "Bearer+a/b=c+d" + TOKEN, "a%2Fb%3Dc%2Bd" + TOKEN, "a/b=c+d" + TOKEN,
     )
-    assert proto.secrets_to_redact(HMAC, also=["app-secret-1"]) == (HMAC, SIG, "app-secret-1")
-    assert proto.secrets_to_redact("Bearer+t") == ("Bearer+t",)  # "t" is too short
-    assert proto.secrets_to_redact(None) == ()
+    assert redact.secrets_to_redact(HMAC, also=["app-secret-1"]) == (HMAC, SIG, "app-secret-1")
+    assert redact.secrets_to_redact("Bearer+t") == ("Bearer+t",)  # "t" is too short
+    assert redact.secrets_to_redact(None) == ()
 
 
 def test_secrets_of_a_client() -> None:
     from koodrive_async.auth import AppAuth, TokenAuth
 
-    assert proto.secrets_of(TokenAuth(TOKEN), None) == ("Bearer+" + TOKEN, TOKEN)
-    assert proto.secrets_of(AppAuth("a", "app-secret-1"), HMAC) == (HMAC, SIG, "app-secret-1")
+    assert envelope.secrets_of(TokenAuth(TOKEN), None) == ("Bearer+" + TOKEN, TOKEN)
+    assert envelope.secrets_of(AppAuth("a", "app-secret-1"), HMAC) == (HMAC, SIG, "app-secret-1")
     # The signature sent is unknown: anything shaped like one stands for it.
-    assert proto.secrets_of(AppAuth("a", "app-secret-1"), None) == (
-        "app-secret-1", proto.SIGNATURE_SHAPE,
+    assert envelope.secrets_of(AppAuth("a", "app-secret-1"), None) == (
+        "app-secret-1", redact.SIGNATURE_SHAPE,
     )
 
 
 def test_error_texts_are_redacted_before_they_are_cut() -> None:
-    secrets = proto.secrets_to_redact("Bearer+" + TOKEN)
+    secrets = redact.secrets_to_redact("Bearer+" + TOKEN)
     long_msg = "m" * 495 + TOKEN  # the 500-character cut would keep "tok-S"
     body = f'{{"code":"Bearer+{TOKEN}","msg":"{long_msg}"}}'.encode()
-    error = proto.api_error(401, body, trace_id=None, retry_after=None, secrets=secrets)
-    assert error.code == proto.REDACTED  # the whole Authorization value, echoed as a code
+    error = envelope.api_error(401, body, trace_id=None, retry_after=None, secrets=secrets)
+    assert error.code == redact.REDACTED  # the whole Authorization value, echoed as a code
     assert error.msg == "m" * 495 + "<reda"
     page = b" " * 4090 + TOKEN.encode()  # across the 4096-byte window
-    error = proto.api_error(502, page, trace_id=None, retry_after=None, secrets=secrets)
+    error = envelope.api_error(502, page, trace_id=None, retry_after=None, secrets=secrets)
     assert error.msg is None or "tok" not in error.msg
     page = b"<p>" + b"y" * 190 + TOKEN.encode()  # across the 200-character cut
-    error = proto.api_error(502, page, trace_id=None, retry_after=None, secrets=secrets)
+    error = envelope.api_error(502, page, trace_id=None, retry_after=None, secrets=secrets)
     assert error.msg is not None and "tok" not in error.msg
 
 
@@ -363,24 +367,10 @@ def test_decode_envelope_redacts_what_it_quotes() -> None:
                          (200, b"<html>" + TOKEN.encode()),
                          (200, b'{"code":"' + TOKEN.encode() + b'"}')]:
         with pytest.raises((APIError, ResponseDecodeError)) as caught:
-            proto.decode_envelope(status, body, authorization=sent, auth=auth)
+            envelope.decode_envelope(status, body, authorization=sent, auth=auth)
         assert TOKEN not in str(caught.value) + repr(caught.value.__dict__)
-        assert proto.REDACTED in str(caught.value)
+        assert redact.REDACTED in str(caught.value)
         assert caught.value.__context__ is None  # the JSON error holds the whole body
-
-
-def test_structure_problems_quote_redacted_values() -> None:
-    from koodrive_async.models import JobDetail
-
-    data = {"jobInfo": {"status": "Bearer+" + TOKEN, "progress": TOKEN + "0" * 40}}
-    with pytest.raises(ResponseDecodeError) as caught:
-        proto.structure(data, JobDetail, what="x", secrets=proto.secrets_to_redact(None,
-                                                                                  also=[TOKEN]))
-    text = str(caught.value) + repr(caught.value.problems)
-    assert "tok-S" not in text and "<redacted>" in text
-    assert caught.value.__context__ is None
-    with pytest.raises(ResponseDecodeError, match=r"got dict$"):
-        proto.decode_job_id({"id": TOKEN})  # the kind of value only, never its text
 
 
 # -- issue 9: an answer about another job -------------------------------------------------
@@ -388,17 +378,17 @@ def test_structure_problems_quote_redacted_values() -> None:
 
 def test_job_detail_must_be_about_the_job_asked() -> None:
     with pytest.raises(ResponseDecodeError, match=r"about job '2'.*not job '1'") as caught:
-        proto.job_detail({"jobInfo": {"taskId": "2", "status": 2}}, "1")
+        envelope.job_detail({"jobInfo": {"taskId": "2", "status": 2}}, "1")
     assert caught.value.problems == ("$.data.jobInfo.taskId: expected '1'",)
-    assert proto.job_detail({"jobInfo": {"status": 1}}, "1").status == 1  # no taskId: fine
-    assert proto.job_detail({"jobInfo": {"taskId": 1, "status": 1}}, "1").status == 1
-    assert proto.job_detail({}, "1").job_info is None
+    assert envelope.job_detail({"jobInfo": {"status": 1}}, "1").status == 1  # no taskId: fine
+    assert envelope.job_detail({"jobInfo": {"taskId": 1, "status": 1}}, "1").status == 1
+    assert envelope.job_detail({}, "1").job_info is None
     with pytest.raises(ResponseDecodeError, match="expected an object"):
-        proto.job_detail([], "1")
+        envelope.job_detail([], "1")
     from koodrive_async.auth import TokenAuth
 
     with pytest.raises(ResponseDecodeError) as caught:
-        proto.job_detail({"jobInfo": {"taskId": TOKEN}}, "1", auth=TokenAuth(TOKEN))
+        envelope.job_detail({"jobInfo": {"taskId": TOKEN}}, "1", auth=TokenAuth(TOKEN))
     assert TOKEN not in str(caught.value) and "'<redacted>'" in str(caught.value)
 
 

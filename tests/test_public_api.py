@@ -44,3 +44,10 @@ def test_enum_values() -> None:
     assert [int(s) for s in kd.TaskType] == [1, 2, 3, 4, 5, 6, 7]
     assert [int(s) for s in kd.ActionType] == [101, 201, 202, 301, 501, 502, 503, 701]
     assert [int(s) for s in kd.FileType] == [1, 2]
+
+
+def test_wire_conversion_is_public() -> None:
+    assert {"to_wire", "from_wire"} <= set(kd.__all__)
+    detail = kd.JobDetail(job_info=kd.JobInfo(task_id="1", status=kd.JobStatus.PROCESSING))
+    assert kd.to_wire(detail) == {"jobInfo": {"taskId": "1", "status": 1}}
+    assert kd.from_wire(kd.JobDetail, kd.to_wire(detail)) == detail
