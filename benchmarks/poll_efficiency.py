@@ -31,8 +31,8 @@ from typing import Any, Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from koodrive_async import waiter
-from koodrive_async._schedule import PollPolicy, PollSchedule
+from koodrive_async import PollPolicy, waiter
+from koodrive_async._schedule import PollSchedule
 from koodrive_async.models import JobDetail, JobInfo, JobStatus
 
 PENDING, PROCESSING, COMPLETED = 0, 1, 2

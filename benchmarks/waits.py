@@ -1,8 +1,8 @@
 """Memory and time of many concurrent waits (issue 4, benchmark 3).
 
 N jobs start together and last 1 to 5 s of real time (uniform; 20 % first sit pending for
-0.2 to 1 s); every job is waited on at once with a fast PollPolicy (initial 0.2 s, fallback
-up to 1 s, delays within 0.05 to 2 s), two ways:
+0.2 to 1 s); every job is waited on at once with a fast PollPolicy (initial 0.2 s, every
+delay within 0.2 to 1 s), two ways:
 
 - ``koodrive_async.fanout.wait_for_jobs`` over an in-process simulated source that answers
   at once (default 10,000 jobs). Each answer is the seed's example document with the job's
@@ -48,7 +48,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import koodrive_async as kd
 from koodrive_async import fanout
-from koodrive_async._protocol import structure
 
 SEED_DOC: Final = Path(__file__).resolve().parent.parent / "tests" / "data" / "seed_job_detail.json"
 FIRST_ID: Final = 1309243162258308352
@@ -57,9 +56,7 @@ PENDING_SHARE: Final = 0.2
 MIN_PENDING, MAX_PENDING = 0.2, 1.0
 WAIT_TIMEOUT: Final = 120.0
 GOAL_BYTES: Final = 4096
-POLL: Final = kd.PollPolicy(
-    initial_interval=0.2, max_fallback_interval=1.0, min_interval=0.05, max_interval=2.0
-)
+POLL: Final = kd.PollPolicy(initial_interval=0.2, max_interval=1.0)
 PENDING, PROCESSING, COMPLETED = 0, 1, 2
 
 
@@ -119,7 +116,7 @@ class SimulatedSource:
                 share = (now - begin) / (self.ends[index] - begin)
                 info["status"], info["progress"] = PROCESSING, min(99, int(100 * share))
             del info["endTime"], info["taskResultCode"]
-        return structure(data, kd.JobDetail, what=f"GetJobDetail {job_id}")
+        return kd.from_wire(kd.JobDetail, data)
 
     async def cancel_job(self, job_id: str, *, total_timeout: float | None = None) -> None:
         raise AssertionError("the benchmark never cancels")
@@ -310,7 +307,7 @@ def snapshot_bytes(count: int = 1000) -> float:
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
-        kept = [structure(orjson.loads(doc)["data"], kd.JobDetail, what="seed")
+        kept = [kd.from_wire(kd.JobDetail, orjson.loads(doc)["data"])
                 for _ in range(count)]
         gc.collect()
         size = (tracemalloc.get_traced_memory()[0] - base) / len(kept)
