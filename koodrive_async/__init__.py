@@ -8,7 +8,7 @@ Look up batch jobs, create and cancel them, and wait for them to end::
         detail = await client.get_job(job_id)
 """
 
-from ._schedule import PollPolicy
+from ._convert import from_wire, to_wire
 from .auth import AppAuth, TokenAuth
 from .client import KooDriveClient
 from .config import (
@@ -16,6 +16,7 @@ from .config import (
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_TIMEOUT,
     USE_CLIENT_DEFAULT,
+    PollPolicy,
     RetryPolicy,
 )
 from .errors import (
@@ -40,6 +41,7 @@ from .errors import (
     WaitEndedError,
     WaitTimeoutError,
 )
+from .fanout import DEFAULT_CONCURRENCY, DEFAULT_MAX_WAITS
 from .models import (
     ActionType,
     FileRef,
@@ -54,13 +56,17 @@ from .models import (
     TaskType,
     UncompressedFileInfo,
 )
+from .waiter import DEFAULT_WAIT_TIMEOUT
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_CONCURRENCY",
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_MAX_WAITS",
     "DEFAULT_TIMEOUT",
+    "DEFAULT_WAIT_TIMEOUT",
     "USE_CLIENT_DEFAULT",
     "APIError",
     "ActionType",
@@ -100,4 +106,6 @@ __all__ = [
     "WaitEndedError",
     "WaitTimeoutError",
     "__version__",
+    "from_wire",
+    "to_wire",
 ]

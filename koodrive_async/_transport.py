@@ -1,6 +1,7 @@
-"""One HTTP attempt, below the retry loop: reading an answer's body within the cap.
+"""One HTTP attempt, below the retry loop: the session, the URL, the headers, the capped
+read, and the server clock learned from every answer.
 
-The cap (``max_response_bytes``) is on the bytes the client is handed, after aiohttp has
+The body cap (``max_response_bytes``) is on the bytes the client is handed, after aiohttp has
 undone any ``Content-Encoding`` (gzip, deflate, br, zstd). A ``Content-Length`` only bounds a
 body sent as it is: 1,617 bytes of brotli inflate to 1 GiB. aiohttp inflates in bounded
 steps (since its fix of CVE-2025-69223, 3.13.3; read in 3.14's http_parser.DeflateBuffer): each
@@ -11,11 +12,273 @@ than the cap and a chunk, whatever the compressed body says.
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import time
+import urllib.parse
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
 import aiohttp
+import orjson
+import yarl
 
-from .errors import ResponseDecodeError
+from . import _envelope as envelope
+from . import _protocol as proto
+from . import _stamps as stamps
+from .auth import Auth
+from .errors import (
+    AuthenticationError,
+    ClientClosedError,
+    ConnectError,
+    RequestTimeoutError,
+    ResponseDecodeError,
+    TransportError,
+)
 
-__all__ = ["read_capped"]
+__all__ = ["Transport", "check_base_url", "read_capped"]
+
+_LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost.localdomain"})
+# Retry-After values are kept up to a day, to report them; waiting is capped by the policy.
+_RETRY_AFTER_LIMIT: Final = 86_400.0
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(base_url: str, *, allow_insecure_http: bool) -> yarl.URL:
+    """The service root as a URL, its path kept as a prefix; ValueError if unusable."""
+    if not isinstance(base_url, str) or not base_url:
+        raise ValueError("base_url is required, e.g. 'https://intl.myhuaweicloud-koodrive.com'")
+    url = yarl.URL(base_url)
+    if url.scheme not in ("https", "http") or not url.host:
+        raise ValueError(f"base_url must be an absolute http(s) URL, got {base_url!r}")
+    if url.user or url.password:
+        raise ValueError("base_url must not carry credentials")
+    if url.query_string or url.fragment:
+        raise ValueError("base_url must not have a query or a fragment")
+    if url.scheme == "http" and not (allow_insecure_http or _is_loopback(url.host)):
+        raise ValueError(
+            f"base_url {base_url!r} is not https: refused, as tokens would travel in clear "
+            "(loopback addresses are allowed; pass allow_insecure_http=True to override)"
+        )
+    # A path is a prefix every request path goes under (a gateway's mount point), so the
+    # API's own path must not be in it: it would be sent twice.
+    prefix = url.path.rstrip("/")
+    if (prefix + "/").endswith(proto.API_PREFIX):
+        raise ValueError(
+            f"base_url {base_url!r} ends with the API path {proto.API_PREFIX!r}: give the "
+            "service root (a gateway's prefix is fine), the client adds the API path"
+        )
+    return url.with_path(prefix)
+
+
+class Transport:
+    """One aiohttp session (owned or borrowed) and one HTTP attempt at a time over it.
+
+    Args:
+        base: The checked service root (``check_base_url``).
+        user_id, language: Sent as ``X-User-Id`` and ``language`` on every request.
+        auth: Only to redact its secrets from the server text an error quotes.
+        session: A session to borrow (never closed here), or None to make one.
+        max_connections: The pool size of a session made here.
+        max_response_bytes: The cap on a decoded body.
+        wall_clock: Epoch seconds, for ``X-Date``.
+    """
+
+    def __init__(
+        self,
+        base: yarl.URL,
+        *,
+        user_id: str,
+        language: str | None,
+        auth: Auth,
+        session: aiohttp.ClientSession | None,
+        max_connections: int,
+        max_response_bytes: int,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.base = base
+        self.user_id = user_id
+        self._language = language
+        self._auth = auth
+        self._session = session
+        self._owns_session = session is None
+        self._max_connections = max_connections
+        self._max_response_bytes = max_response_bytes
+        self._wall_clock = wall_clock
+        self._host = base.host_port_subcomponent or ""
+        # The base URL's path (a gateway's mount point, encoded): every request goes under it.
+        self._prefix = base.raw_path.rstrip("/")
+        self.closed = False
+        self.clock_offset = 0.0
+        """Seconds the server's clock is ahead of ours (negative: behind), as last learned."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timeout: tuple[float | None, aiohttp.ClientTimeout] | None = None
+
+    @property
+    def pool_size(self) -> int | None:
+        """Size of the connection pool requests go through (None: unlimited)."""
+        if self._session is not None and not self._owns_session:
+            limit = self._session.connector.limit if self._session.connector else 0
+            return limit or None
+        return self._max_connections
+
+    def session(self) -> aiohttp.ClientSession:
+        """The session, made at first use; ClientClosedError once closed."""
+        if self.closed:
+            raise ClientClosedError("this client is closed; create a new one")
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None),
+                json_serialize=lambda obj: orjson.dumps(obj).decode(),
+                auto_decompress=True,
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        """Close the session if it is ours (a borrowed one stays open). Idempotent."""
+        self.closed = True
+        session, self._session = self._session, None
+        if session is not None and self._owns_session:
+            await session.close()
+
+    def check_loop(self) -> None:
+        """Refuse, before anything is sent, a request from another event loop.
+
+        A client, like the aiohttp session inside it, belongs to the event loop that first
+        used it: its connections, locks and timers live there. From another loop (a second
+        ``asyncio.run``, another thread's loop) aiohttp would fail half-way and leave a
+        socket behind, so such a call raises ClientClosedError (a KooDriveError, and a
+        RuntimeError as asyncio's own loop errors are) and sends nothing.
+        """
+        loop = asyncio.get_running_loop()
+        bound = self._loop
+        if loop is bound:
+            return
+        if bound is None:
+            # A session made before the first request (a borrowed one, or the one
+            # __aenter__ opened) already belongs to a loop: the client belongs there too.
+            owner = getattr(self.session(), "_loop", None)
+            bound = self._loop = owner if isinstance(owner, asyncio.AbstractEventLoop) else loop
+            if bound is loop:
+                return
+        raise ClientClosedError(
+            "this client belongs to the event loop that first used it and cannot be used "
+            "from another one (each asyncio.run() makes a new loop): create one client per "
+            "event loop, or submit the call to the client's loop with "
+            "asyncio.run_coroutine_threadsafe()"
+        )
+
+    def signed_path(self, path: str) -> str:
+        """The decoded absolute path the server sees, prefix included: what AppAuth signs."""
+        full = self._prefix + path
+        return urllib.parse.unquote(full) if "%" in full else full
+
+    def headers(self, payload: bytes) -> dict[str, str]:
+        """The headers of one attempt but ``Authorization``: a fresh X-Date and X-Traceid."""
+        headers = {
+            "Host": self._host,
+            "X-User-Id": self.user_id,
+            "X-Date": stamps.format_x_date(self._wall_clock() + self.clock_offset),
+            "X-Traceid": stamps.new_trace_id(),
+        }
+        if payload:
+            headers["Content-Type"] = "application/json"
+        if self._language:
+            headers["language"] = self._language
+        return headers
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        query: Sequence[tuple[str, str]],
+        payload: bytes,
+        headers: dict[str, str],
+        *,
+        timeout: float | None,
+    ) -> Any:
+        """Send one request and return its envelope's data.
+
+        Raises:
+            TransportError: No answer (ConnectError: the connection could not be opened;
+                RequestTimeoutError: none within ``timeout`` seconds).
+            APIError, ResponseDecodeError: The answer says so.
+        """
+        trace_id = headers["X-Traceid"]
+        session = self.session()
+        url = self.base.with_path(self._prefix + path, encoded=True)
+        if query:
+            url = url.with_query(query)
+        try:
+            async with session.request(
+                method, url, data=payload or None, headers=headers,
+                timeout=self._client_timeout(timeout), allow_redirects=False,
+            ) as response:
+                status = response.status
+                date_header = response.headers.get("Date")
+                retry_after_header = (
+                    response.headers.get("Retry-After")
+                    if status in proto.RETRY_AFTER_STATUSES
+                    else None
+                )
+                content = await read_capped(response, self._max_response_bytes)
+        except TimeoutError:
+            within = "in time" if timeout is None else f"within {timeout:.3g} s"
+            raise RequestTimeoutError(
+                f"{method} {path}: no answer {within} (trace id {trace_id})"
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectError(f"{method} {path}: cannot connect: {exc.os_error}") from None
+        except aiohttp.ClientError as exc:
+            raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
+        except RuntimeError as exc:
+            if not session.closed:
+                raise
+            raise ClientClosedError(
+                f"{method} {path}: the client's aiohttp session is closed"
+            ) from exc
+        # server_clock_offset ignores an implausible Date (a year outside 1970..9998, or more
+        # than 7 days from our clock): one bad answer must not push X-Date out of range.
+        offset = stamps.server_clock_offset(date_header, self._wall_clock())
+        if offset is not None:
+            self.clock_offset = offset
+        retry_after = (
+            proto.parse_retry_after(
+                retry_after_header, now=self._wall_clock(), cap=_RETRY_AFTER_LIMIT
+            )
+            if retry_after_header is not None
+            else None
+        )
+        try:
+            return envelope.decode_envelope(
+                status, content, trace_id=trace_id, retry_after=retry_after,
+                authorization=headers.get("Authorization"), auth=self._auth,
+            )
+        except AuthenticationError as exc:
+            exc.clock_skew = stamps.x_date_rejected_for_clock(headers.get("X-Date"), date_header)
+            raise
+
+    def _client_timeout(self, seconds: float | None) -> aiohttp.ClientTimeout:
+        # Most attempts use the client's default: one object for it (1 us saved each).
+        cached = self._timeout
+        if cached is not None and cached[0] == seconds:
+            return cached[1]
+        timeout = aiohttp.ClientTimeout(total=seconds)
+        if cached is None:
+            self._timeout = (seconds, timeout)
+        return timeout
 
 
 async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:

@@ -7,6 +7,7 @@ with exactly the same rules.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import inspect
@@ -17,11 +18,12 @@ from urllib.parse import quote
 import attrs
 
 from .config import check_header_value
-from .errors import TokenProviderError
+from .errors import AuthenticationError, TokenProviderError
 
 __all__ = [
     "AppAuth",
     "Auth",
+    "AuthFlow",
     "TokenAuth",
     "TokenProvider",
     "authorization_header",
@@ -236,3 +238,105 @@ def authorization_header(app_id: str, signed_headers: Iterable[str], signature: 
     """``HMAC-SHA256 AppId=...,SignedHeaders=a;b;c,Signature=...``."""
     names = ";".join(sorted(name.lower() for name in signed_headers))
     return f"{SIGNING_ALGORITHM} AppId={app_id},SignedHeaders={names},Signature={signature}"
+
+
+#: The headers AppAuth signs, by their lower-case names, as the client sends them.
+_SIGNED_HEADER_NAMES: Final = {"host": "Host", "x-date": "X-Date", "x-user-id": "X-User-Id"}
+
+
+class AuthFlow:
+    """The ``Authorization`` of each attempt, and whether a 401 is worth sending again.
+
+    The client holds one: a token cache shared by all its calls. A provider is asked once
+    for all the calls that need a token at the same time; each waits within its own time,
+    and the question is dropped when the last one stops waiting, so a provider that hangs
+    holds nobody past their time and the next call asks again. After a 401, a request is
+    sent again at most twice: once when the server's ``Date`` shows our ``X-Date`` was off
+    (with the clock offset just learned), once with a fresh token from the provider.
+    """
+
+    def __init__(self, auth: Auth) -> None:
+        self.auth = auth
+        # A static token's header is made once; a provider's is asked for at the first call.
+        self.header: str | None = (
+            auth.header_value(auth.token)
+            if isinstance(auth, TokenAuth) and isinstance(auth.token, str)
+            else None
+        )
+        """The token's Authorization value as last obtained (None: not yet, or app auth)."""
+        self._generation = 0
+        self._question: asyncio.Future[str] | None = None
+        self._waiting = 0
+
+    @property
+    def generation(self) -> int:
+        """Changes each time a 401 drops the token: a re-send asks for a new one."""
+        return self._generation
+
+    async def authorize(
+        self,
+        method: str,
+        signed_path: str,
+        query: Iterable[tuple[str, str]],
+        headers: dict[str, str],
+        payload: bytes,
+        *,
+        timeout: float | None,
+    ) -> None:
+        """Set ``headers["Authorization"]``: the request's signature, or the token.
+
+        Raises:
+            TokenProviderError: The provider failed, or gave no token within ``timeout``.
+        """
+        auth = self.auth
+        if isinstance(auth, AppAuth):
+            signed = {name: headers[_SIGNED_HEADER_NAMES[name]] for name in SIGNED_HEADERS}
+            headers["Authorization"] = auth.header_value(
+                method, signed_path, query, signed, payload
+            )
+        else:
+            headers["Authorization"] = self.header or await self._ask(timeout)
+
+    def resend_after_401(
+        self, error: AuthenticationError, *, generation: int, resent: list[str]
+    ) -> bool:
+        """Whether to send a request rejected with ``error`` once more; ``resent`` lists the
+        re-sends this request already had (it is appended to)."""
+        if error.clock_skew and "clock" not in resent:
+            resent.append("clock")
+            return True
+        if isinstance(self.auth, TokenAuth) and self.auth.refreshable and "token" not in resent:
+            resent.append("token")
+            # Many requests may see the same 401 at once: only the first drops the token.
+            if self._generation == generation:
+                self.header = None
+                self._generation += 1
+            return True
+        return False
+
+    async def _ask(self, timeout: float | None) -> str:
+        question = self._question
+        if question is None:
+            question = self._question = asyncio.ensure_future(self._ask_provider())
+        self._waiting += 1
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(question)
+        except TimeoutError:  # ours: the provider's own errors are TokenProviderError
+            raise TokenProviderError(
+                f"the token provider did not answer within {timeout:g} s"
+            ) from None
+        finally:
+            self._waiting -= 1
+            if self._waiting == 0 and not question.done():
+                question.cancel()
+            if self._question is question and (question.done() or self._waiting == 0):
+                self._question = None
+
+    async def _ask_provider(self) -> str:
+        assert isinstance(self.auth, TokenAuth)
+        generation = self._generation
+        header = self.auth.header_value(await self.auth.get_token())
+        if generation == self._generation:  # not dropped by a 401 meanwhile
+            self.header = header
+        return header

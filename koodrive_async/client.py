@@ -1,24 +1,53 @@
-"""KooDriveClient: the endpoints of SessionClient, plus waiting on jobs."""
+"""KooDriveClient: holds an auth flow, a transport and a retry loop; the four endpoints,
+waits and fan-out."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any, Final
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Final, Self
 
+import aiohttp
+
+from . import _convert as convert
+from . import _envelope as envelope
+from . import _protocol as proto
 from . import fanout, waiter
-from ._schedule import PollPolicy
-from ._session import SessionClient
-from .config import USE_CLIENT_DEFAULT, UseClientDefault, check_seconds
-from .errors import KooDriveError
-from .models import JobDetail, JobResult
-
-logger: Final = logging.getLogger("koodrive_async")
+from ._calls import Caller, Timeout
+from ._retry import Retrier, RetryBudget
+from ._transport import Transport, check_base_url
+from .auth import AppAuth, AuthFlow, TokenAuth
+from .config import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_TIMEOUT,
+    USE_CLIENT_DEFAULT,
+    PollPolicy,
+    RetryPolicy,
+    UseClientDefault,
+    check_count,
+    check_header_value,
+    check_seconds,
+    enum_value,
+)
+from .errors import KooDriveError, ResponseDecodeError
+from .models import ActionType, FileRef, JobDetail, JobInfo, JobResult, JobStatus, TaskType
 
 __all__ = ["KooDriveClient"]
 
+logger: Final = logging.getLogger("koodrive_async")
 
-class KooDriveClient(SessionClient):
+Sleep = Callable[[float], Awaitable[None]]
+
+_MAX_PAGE: Final = 100
+_DEFAULT_MAX_PAGES: Final = 10_000
+
+
+class KooDriveClient:
     """An asyncio client for the KooDrive batch-task API.
 
     Use it as an async context manager (or call ``aclose()``). It owns one
@@ -50,7 +79,301 @@ class KooDriveClient(SessionClient):
         clock: Monotonic seconds, for retry and wait budgets (injectable for tests).
         wall_clock: Epoch seconds, for ``X-Date`` (injectable for tests).
         sleep: Coroutine function used for every wait (injectable for tests).
+        rng: A float in [0, 1) per call: every jittered delay (retries, failed polls) is
+            drawn with it (injectable for tests; ``lambda: 1.0`` puts each at its ceiling).
     """
+
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        user_id: str,
+        auth: TokenAuth | AppAuth,
+        language: str | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        session: aiohttp.ClientSession | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        allow_insecure_http: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Sleep = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        base = check_base_url(base_url, allow_insecure_http=allow_insecure_http)
+        if not isinstance(user_id, str) or not user_id.strip():
+            raise ValueError("user_id is required (the KooDrive user id sent as X-User-Id)")
+        check_header_value("user_id", user_id)
+        if language is not None:
+            check_header_value("language", language)
+        if not isinstance(auth, TokenAuth | AppAuth):
+            raise TypeError(f"auth must be TokenAuth or AppAuth, not {type(auth).__name__}")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise TypeError(f"retry must be a RetryPolicy, not {type(retry).__name__}")
+        check_count("max_connections", max_connections)
+        check_count("max_response_bytes", max_response_bytes)
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+        transport = Transport(
+            base, user_id=user_id.strip(), language=language, auth=auth, session=session,
+            max_connections=max_connections, max_response_bytes=max_response_bytes,
+            wall_clock=wall_clock,
+        )
+        self._caller = Caller(
+            auth_flow=AuthFlow(auth), transport=transport,
+            retrier=Retrier(retry if retry is not None else RetryPolicy(), clock=clock,
+                            sleep=sleep, rng=rng),
+            timeout=check_seconds("timeout", timeout), clock=clock,
+        )
+        self._transport = transport
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._transport.session()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the session the client owns (a borrowed one stays open). Idempotent."""
+        await self._transport.aclose()
+
+    @property
+    def closed(self) -> bool:
+        """True once ``aclose()`` ran."""
+        return self._transport.closed
+
+    @property
+    def base_url(self) -> str:
+        """The service root requests go to."""
+        return str(self._transport.base)
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The monotonic clock the client measures time with (injectable for tests)."""
+        return self._clock
+
+    @property
+    def sleep(self) -> Sleep:
+        """The sleep the client waits with (injectable for tests)."""
+        return self._sleep
+
+    @property
+    def timeout(self) -> float | None:
+        """The default seconds for one HTTP attempt."""
+        return self._caller.timeout
+
+    @property
+    def retry_budget(self) -> RetryBudget:
+        """The client-wide retry budget (tokens available, retries denied)."""
+        return self._caller.retrier.budget
+
+    @property
+    def max_connections(self) -> int | None:
+        """Size of the connection pool requests go through (None: unlimited)."""
+        return self._transport.pool_size
+
+    @property
+    def clock_offset(self) -> float:
+        """Seconds the server's clock is ahead of ours (negative: behind), as last learned."""
+        return self._transport.clock_offset
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={self.base_url!r}, "
+            f"user_id={self._transport.user_id!r}, auth={self._caller.auth_flow.auth!r}, "
+            f"closed={self.closed})"
+        )
+
+    # -- the four endpoints ----------------------------------------------------------------
+
+    async def get_job(
+        self,
+        job_id: str,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+        total_timeout: float | None = None,
+    ) -> JobDetail:
+        """Look up a job's details (GetJobDetail).
+
+        Args:
+            job_id: The job id, as returned by ``create_job``.
+            timeout: Seconds for each HTTP attempt; None for no limit.
+            total_timeout: Seconds for the whole call, retries and their waits included:
+                each attempt is capped to the time left, and no retry starts after it.
+
+        Returns:
+            The JobDetail: ``job_info``, ``task_infos``, ``uncompressed_file_list``.
+
+        Raises:
+            ValueError: The job id is empty or could change the request path.
+            NotFoundError: No such job.
+            ResponseDecodeError: A malformed answer, or one about another job.
+            APIError, TransportError, ResponseDecodeError: As the names say, after retries.
+        """
+        path = proto.job_path(proto.validate_job_id(job_id))
+        data = await self._caller.send(
+            "GET", path, timeout=timeout, deadline=self._caller.deadline(total_timeout)
+        )
+        # The Authorization sent is not known here: the current token (and the app secret)
+        # are what a quoted value could echo.
+        flow = self._caller.auth_flow
+        return envelope.job_detail(data, job_id, authorization=flow.header, auth=flow.auth)
+
+    async def create_job(
+        self,
+        task_type: TaskType | int | str,
+        *,
+        src_container_id: str,
+        dst_container_id: str,
+        files: Iterable[FileRef | str] = (),
+        action_type: ActionType | int | str | None = None,
+        new_file_path: str | None = None,
+        uncompress_file_paths: Sequence[str] | None = None,
+        password: str | None = None,
+        share_folder_id: str | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+        total_timeout: float | None = None,
+    ) -> str:
+        """Create a batch job (CreateJob) and return its id.
+
+        Never creates a duplicate: the request is retried only when it certainly did not reach
+        the service (the connection could not be opened, a 429, or a 401 answered before any
+        work: clock skew or an expired token), never after a timeout, a dropped connection or
+        a 5xx. Such an error means the job may or may not exist: look with ``list_jobs``.
+
+        Args:
+            task_type: A TaskType (copy, delete, move, restore, decompress, package download,
+                empty recycle bin), its number, or its name (``"package_download"``).
+            src_container_id: The source space id (``taskInfo.srcContainerId``).
+            dst_container_id: The destination space id (``dstContainerId``).
+            files: The files to act on: FileRef(file_id, file_path), or bare file ids.
+            action_type: An ActionType refining the task (e.g. 201 or
+                ``"delete_to_recycle_bin"``).
+            new_file_path: Destination path (``taskInfo.newFilePath``).
+            uncompress_file_paths: Paths inside an archive to extract (action 503).
+            password: The archive password; never logged.
+            share_folder_id: Sent as ``x-hw-share-folder-id`` to act in a shared folder.
+            timeout: Seconds for each HTTP attempt; None for no limit.
+            total_timeout: Seconds for the whole call, retries included.
+
+        Raises:
+            ValueError: A required argument is missing or malformed.
+            APIError, TransportError, ResponseDecodeError: As the names say.
+        """
+        task_type = enum_value("task_type", TaskType, task_type)
+        if action_type is not None:
+            action_type = enum_value("action_type", ActionType, action_type)
+        body = proto.create_job_body(
+            task_type,
+            src_container_id=src_container_id,
+            dst_container_id=dst_container_id,
+            files=files,
+            action_type=action_type,
+            new_file_path=new_file_path,
+            uncompress_file_paths=uncompress_file_paths,
+            password=password,
+        )
+        extra = None
+        if share_folder_id is not None:
+            extra = {"x-hw-share-folder-id": check_header_value("share_folder_id",
+                                                                share_folder_id)}
+        data = await self._caller.send(
+            "POST", proto.JOBS_PATH, body=body, timeout=timeout, idempotent=False,
+            extra_headers=extra, deadline=self._caller.deadline(total_timeout),
+        )
+        return convert.decode_job_id(data)
+
+    async def list_jobs(
+        self,
+        *,
+        task_type: TaskType | int | str | None = None,
+        status: JobStatus | int | str | None = None,
+        page_size: int = _MAX_PAGE,
+        offset: int = 0,
+        max_pages: int = _DEFAULT_MAX_PAGES,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> AsyncIterator[JobInfo]:
+        """Every job matching the filters (GetJobList), fetching page after page.
+
+        The service gives no total: paging stops at the first page shorter than
+        ``page_size``, after ``max_pages`` pages, or with ResponseDecodeError if the service
+        sends the same page twice (it would otherwise never end).
+
+        Args:
+            task_type: Only jobs of this TaskType (a member, its number, or its name:
+                ``"copy"``, ``"package_download"``).
+            status: Only jobs in this JobStatus (``kd.JobStatus.PROCESSING``, 1 or
+                ``"processing"``).
+            page_size: Jobs per request, 1 to 100.
+            offset: Where to start; the carrier flavour wants offsets above 0, so pass 1 there.
+            max_pages: Upper bound on the requests made.
+            timeout: Seconds for each HTTP attempt; None for no limit.
+        """
+        if not 1 <= page_size <= _MAX_PAGE:
+            raise ValueError(f"page_size must be 1 to {_MAX_PAGE}, got {page_size!r}")
+        if offset < 0:
+            raise ValueError(f"offset must be >= 0, got {offset!r}")
+        if max_pages < 1:
+            raise ValueError(f"max_pages must be >= 1, got {max_pages!r}")
+        filters: list[tuple[str, str]] = []
+        if task_type is not None:
+            filters.append(("type", str(int(enum_value("task_type", TaskType, task_type)))))
+        if status is not None:
+            filters.append(("status", str(int(enum_value("status", JobStatus, status)))))
+        previous: list[JobInfo] | None = None
+        for _ in range(max_pages):
+            query = [*filters, ("offset", str(offset)), ("limit", str(page_size))]
+            data = await self._caller.send("GET", proto.JOBS_PATH, query=query, timeout=timeout)
+            page = convert.structure_list(
+                data, JobInfo, what="GetJobList",
+                secrets=self._caller.secrets,  # worked out only if a page is malformed
+            )
+            if page and page == previous:
+                raise ResponseDecodeError(
+                    f"GetJobList sent the same page again at offset {offset}: stopping"
+                )
+            for info in page:
+                yield info
+            if len(page) < page_size:
+                return
+            previous = page
+            offset += page_size
+
+    async def cancel_job(
+        self,
+        job_id: str,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+        total_timeout: float | None = None,
+    ) -> None:
+        """Cancel a pending or processing job (CancelJob).
+
+        Args:
+            job_id: The job to cancel.
+            timeout: Seconds for each HTTP attempt; None for no limit.
+            total_timeout: Seconds for the whole call, retries included.
+
+        Raises:
+            ValueError: The job id is malformed.
+            BadRequestError: The job can no longer be canceled (completed or canceled).
+            APIError, TransportError: As the names say.
+        """
+        proto.validate_job_id(job_id)
+        await self._caller.send(
+            "POST", proto.CANCEL_PATH, body={"jobId": job_id}, timeout=timeout,
+            deadline=self._caller.deadline(total_timeout),
+        )
 
     async def wait_for_job(
         self,
@@ -100,7 +423,7 @@ class KooDriveClient(SessionClient):
         return await waiter.wait_for_job(
             self, job_id, timeout=timeout, poll=poll, on_progress=on_progress,
             stall_timeout=stall_timeout, cancel_job_on_exit=cancel_job_on_exit,
-            resume=resume, check=check, clock=self.clock, sleep=self.sleep,
+            resume=resume, check=check, clock=self.clock, sleep=self.sleep, rng=self._rng,
         )
 
     def watch_job(
@@ -118,13 +441,13 @@ class KooDriveClient(SessionClient):
         return waiter.watch_job(
             self, job_id, timeout=timeout, poll=poll, stall_timeout=stall_timeout,
             cancel_job_on_exit=cancel_job_on_exit, resume=resume, clock=self.clock,
-            sleep=self.sleep,
+            sleep=self.sleep, rng=self._rng,
         )
 
     def _bounded_concurrency(self, concurrency: int) -> int:
         # More requests in flight than the pool holds would only queue inside aiohttp, where
         # queued requests starve (p99 in seconds): the bound must be the pool's size at most.
-        fanout.check_concurrency(concurrency)
+        check_count("concurrency", concurrency)
         pool = self.max_connections
         if pool is not None and concurrency > pool:
             logger.info("concurrency %d capped at the connection pool's %d", concurrency, pool)
@@ -196,10 +519,10 @@ class KooDriveClient(SessionClient):
         Raises:
             ValueError: ``concurrency`` or ``max_waits`` below 1, at once.
         """
-        fanout.check_concurrency(max_waits, "max_waits")
+        check_count("max_waits", max_waits)
         return fanout.wait_for_jobs(
             self, job_ids, concurrency=self._bounded_concurrency(concurrency), max_waits=max_waits,
             timeout=timeout, poll=poll, on_progress=on_progress, stall_timeout=stall_timeout,
             cancel_job_on_exit=cancel_job_on_exit, check=check, clock=self.clock,
-            sleep=self.sleep,
+            sleep=self.sleep, rng=self._rng,
         )

@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import random
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any, Final, Protocol, TypeVar
 
-from ._schedule import PollPolicy
-from .config import USE_CLIENT_DEFAULT, UseClientDefault
+from .config import USE_CLIENT_DEFAULT, PollPolicy, UseClientDefault
 from .errors import KooDriveError, RequestTimeoutError
 from .models import JobDetail, JobResult
-from .waiter import Clock, JobSource, ProgressCallback, Sleep, wait_for_job
+from .waiter import Clock, JobSource, ProgressCallback, Random, Sleep, wait_for_job
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "DEFAULT_MAX_WAITS",
-    "check_concurrency",
     "get_jobs",
     "wait_for_jobs",
 ]
@@ -67,12 +66,6 @@ def _left(total_timeout: float | None, waited: float) -> float | None:
     if left <= 0:
         raise RequestTimeoutError("the time budget ran out while waiting for a request slot")
     return left
-
-
-def check_concurrency(concurrency: int, name: str = "concurrency") -> None:
-    """Raise ValueError unless ``concurrency`` is an int >= 1."""
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {concurrency!r}")
 
 
 async def _fan_out(
@@ -191,8 +184,7 @@ def get_jobs(
     timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
     total_timeout: float | None = None,
 ) -> AsyncIterator[tuple[str, JobDetail | KooDriveError]]:
-    """Look up many jobs; see ``KooDriveClient.get_jobs``. Bad arguments raise at once."""
-    check_concurrency(concurrency)
+    """Look up many jobs; see ``KooDriveClient.get_jobs`` (which checks the arguments)."""
     # get_job validates the id (InvalidJobIdError): a partial spares a frame per lookup.
     lookup = functools.partial(source.get_job, timeout=timeout, total_timeout=total_timeout)
     # A lookup holds its worker from start to end: the worker count is the bound.
@@ -213,16 +205,16 @@ def wait_for_jobs(
     check: bool = False,
     clock: Clock,
     sleep: Sleep,
+    rng: Random = random.random,
 ) -> AsyncIterator[tuple[str, JobResult | KooDriveError]]:
-    """Wait for many jobs; see ``KooDriveClient.wait_for_jobs``. Bad arguments raise at once."""
-    check_concurrency(concurrency)
-    check_concurrency(max_waits, "max_waits")
+    """Wait for many jobs; see ``KooDriveClient.wait_for_jobs`` (which checks the
+    arguments)."""
     throttled = _Throttled(source, concurrency, clock)
 
     # A partial, not a wrapper coroutine: one frame less per waiting job (about 400 bytes).
     wait = functools.partial(
         wait_for_job, throttled, timeout=timeout, poll=poll, on_progress=on_progress,
         stall_timeout=stall_timeout, cancel_job_on_exit=cancel_job_on_exit, check=check,
-        clock=clock, sleep=sleep,
+        clock=clock, sleep=sleep, rng=rng,
     )
     return _fan_out(job_ids, wait, max_active=max_waits)

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import inspect
 import logging
-import math
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import aclosing
 from typing import Any, Final, Protocol
 
 import attrs
 
 from ._protocol import is_retryable, validate_job_id
-from ._schedule import PollPolicy, PollSchedule
-from .config import check_seconds
+from ._retry import Backoff
+from ._schedule import PollSchedule
+from ._state import ScheduleState, WaitState
+from .config import PollPolicy, check_seconds
 from .errors import (
     APIError,
     CallbackError,
@@ -31,9 +33,10 @@ from .errors import (
     KooDriveError,
     ResponseDecodeError,
     TokenProviderError,
+    WaitEndedError,
     WaitTimeoutError,
 )
-from .models import JobDetail, JobResult
+from .models import JobDetail, JobResult, JobStatus
 
 __all__ = [
     "DEFAULT_WAIT_TIMEOUT",
@@ -54,18 +57,16 @@ DEFAULT_WAIT_TIMEOUT: Final = 900.0
 FINAL_POLL_TIMEOUT: Final = 5.0
 #: Seconds granted to the CancelJob sent by ``cancel_job_on_exit``.
 REMOTE_CANCEL_TIMEOUT: Final = 10.0
-_STATE_VERSION: Final = 1
-# After consecutive failed polls the next one waits at least 1, 2, 4 ... up to this many
-# seconds (times a jitter in [0.5, 1]), whatever the schedule predicts.
+# After consecutive failed polls the next one waits at least a delay drawn below 1, 2, 4 ...
+# up to 30 s (the client's one back-off curve), whatever the schedule predicts.
+_FAILURE_DELAY: Final = 1.0
 _MAX_FAILURE_DELAY: Final = 30.0
 #: Malformed answers in a row that a wait rides out (a proxy's garbled page); the next ends it.
 MAX_MALFORMED_POLLS: Final = 3
 
 ProgressCallback = Callable[[JobDetail], Awaitable[None] | None]
-# How the loop hands a snapshot over: awaited before the next poll, given the wait's seconds
-# left (None: no limit).
-_Emit = Callable[[JobDetail, float | None], Awaitable[None]]
 Clock = Callable[[], float]
+Random = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 # Strong references to shielded CancelJob tasks, so none is collected mid-flight.
@@ -119,38 +120,46 @@ class _Tally:
     last: JobDetail | None = None
 
 
-def _state(job_id: str, tally: _Tally, schedule: Schedule, now: float) -> dict[str, Any]:
+def _state(
+    job_id: str, tally: _Tally, schedule: Schedule, now: float, *,
+    wall_clock: Callable[[], float] = time.time,
+) -> dict[str, Any]:
+    """The wait's state as JSON values (``WaitState.to_json``), saved at ``wall_clock()``."""
     last = tally.last
-    return {
-        "version": _STATE_VERSION,
-        "job_id": job_id,
-        "polls": tally.polls,
-        "elapsed": tally.elapsed_before + (now - tally.started),
-        "last_status": None if last is None or last.status is None else int(last.status),
-        "last_progress": None if last is None else last.progress,
-        "schedule": schedule.to_state(),
-    }
+    if isinstance(schedule, PollSchedule):
+        inner = schedule.state()
+    else:  # a stand-in of a simulation: keep its state if it is one, else resume blind
+        try:
+            inner = ScheduleState.from_json(schedule.to_state())
+        except ValueError:
+            inner = PollSchedule(PollPolicy()).state()
+    return WaitState(
+        job_id=job_id,
+        polls=tally.polls,
+        elapsed=tally.elapsed_before + (now - tally.started),
+        saved_at=wall_clock(),
+        last_status=None if last is None or last.status is None else int(last.status),
+        last_progress=None if last is None else last.progress,
+        schedule=inner,
+    ).to_json()
 
 
 def _resume(
-    job_id: str, state: Mapping[str, Any], policy: PollPolicy, now: float
+    job_id: str, state: Mapping[str, Any], policy: PollPolicy, now: float, *,
+    wall_clock: Callable[[], float] = time.time,
 ) -> tuple[PollSchedule, int, float]:
-    """The schedule, polls and elapsed seconds of a saved wait state; ValueError if bad."""
-    if not isinstance(state, Mapping) or state.get("version") != _STATE_VERSION:
-        raise ValueError(f"resume state must be a wait state of version {_STATE_VERSION}")
-    if state.get("job_id") != job_id:
-        raise ValueError(
-            f"resume state is for job {state.get('job_id')!r}, not for job {job_id!r}"
-        )
-    polls, elapsed = state.get("polls"), state.get("elapsed")
-    if not isinstance(polls, int) or polls < 0:
-        raise ValueError("resume state: 'polls' must be an int >= 0")
-    if not isinstance(elapsed, int | float) or not math.isfinite(elapsed) or elapsed < 0:
-        raise ValueError("resume state: 'elapsed' must be a number of seconds >= 0")
-    schedule_state = state.get("schedule")
-    if not isinstance(schedule_state, Mapping):
-        raise ValueError("resume state: 'schedule' must be an object")
-    return PollSchedule.from_state(policy, schedule_state, now=now), polls, float(elapsed)
+    """The schedule, polls and elapsed seconds of a saved wait state; ValueError if bad.
+
+    The time the state lay saved (from its ``saved_at`` to ``wall_clock()``) counts as waited.
+    """
+    saved = WaitState.from_json(state, job_id=job_id)
+    elapsed = saved.elapsed
+    if saved.saved_at is not None:
+        elapsed += max(wall_clock() - saved.saved_at, 0.0)
+    schedule = PollSchedule.from_state(
+        policy, saved.schedule, now=now, polls=saved.polls, elapsed=elapsed
+    )
+    return schedule, saved.polls, elapsed
 
 
 def _ends_wait(exc: KooDriveError, *, answered: bool, malformed: int) -> bool:
@@ -167,37 +176,36 @@ def _ends_wait(exc: KooDriveError, *, answered: bool, malformed: int) -> bool:
     return not (is_retryable(exc) or isinstance(exc, TokenProviderError))
 
 
-async def _poll(
+async def _snapshots(
     source: JobSource,
     job_id: str,
     *,
-    timeout: float | None,
+    limits: _Limits,
     schedule: Schedule,
-    stall_timeout: float | None,
-    max_pause: float,
     clock: Clock,
     sleep: Sleep,
+    rng: Random,
     tally: _Tally,
-    emit: _Emit | None,
-) -> JobDetail:
-    """Poll until the job is terminal; return the terminal snapshot.
+) -> AsyncGenerator[JobDetail, None]:
+    """Poll until the job is terminal; yield each distinct snapshot, the terminal one last.
 
-    Each distinct (status, progress) snapshot goes to ``emit``, awaited before the next poll.
-    Bounded by ``timeout`` (one last poll at the deadline, then WaitTimeoutError) and by
-    ``stall_timeout``; with neither, it polls until the job ends, as the caller asked. A
-    server's ``Retry-After`` delays the next poll by ``max_pause`` seconds at most.
+    The next poll waits until the consumer asks for the next snapshot. Bounded by
+    ``limits.timeout`` (one last poll at the deadline, then WaitTimeoutError) and by
+    ``limits.stall_timeout``; with neither, it polls until the job ends, as the caller asked.
+    A server's ``Retry-After`` delays the next poll by ``limits.max_pause`` seconds at most.
     """
-    start = tally.started
-    deadline = None if timeout is None else start + timeout
+    timeout, stall_timeout = limits.timeout, limits.stall_timeout
+    deadline = None if timeout is None else tally.started + timeout
     last_key: tuple[int, int | None] | None = None
-    last_change = start
-    failures = malformed = 0
+    last_change = tally.started
+    malformed = 0
     answered = False
+    failures: Backoff | None = None  # made at the first failed poll
     last_failure: KooDriveError | None = None
     while True:
         left = None if deadline is None else deadline - clock()
         final = left is not None and left <= 0
-        retry_after = 0.0  # the least delay a failed poll imposes
+        least = 0.0  # the least delay a failed poll imposes
         try:
             detail = await source.get_job(
                 job_id, total_timeout=FINAL_POLL_TIMEOUT if final else left
@@ -216,41 +224,50 @@ async def _poll(
                     job_id, tally, schedule, clock(), timeout, last_failure
                 ) from exc
             logger.debug("job %s: poll failed (%s); polling again later", job_id, exc)
-            failures += 1
-            retry_after = min(_MAX_FAILURE_DELAY, 2.0 ** (failures - 1)) * random.uniform(0.5, 1)
+            if failures is None:
+                failures = Backoff(initial=_FAILURE_DELAY, multiplier=2.0,
+                                   maximum=_MAX_FAILURE_DELAY, rng=rng)
+            least = failures.next_delay()
             if isinstance(exc, APIError) and exc.retry_after is not None:
-                retry_after = max(retry_after, min(exc.retry_after, max_pause))
+                least = max(least, min(exc.retry_after, limits.max_pause))
             now = clock()
         else:
-            failures = malformed = 0
-            answered = True
+            failures, malformed, answered = None, 0, True
             tally.polls += 1
             now = clock()
             status = detail.status
             schedule.observe(now, int(status), detail.progress)
             key = (int(status), detail.progress)
-            if key != last_key:
+            if key != last_key or detail.terminal:
                 last_key, last_change = key, now
                 tally.last = detail
-                if emit is not None:
-                    await emit(detail, None if deadline is None else deadline - now)
-                    now = clock()
+                yield detail
+                now = clock()
             if detail.terminal:
-                return detail
+                return
             if stall_timeout is not None and now - last_change >= stall_timeout:
                 raise JobStalledError(
-                    f"job {job_id}: no change of status or progress for {stall_timeout:g} s"
-                    f" (status {status}, progress {detail.progress})",
+                    f"job {job_id}: no change for {stall_timeout:g} s ({describe(detail)})",
                     job_id=job_id, last=tally.last, state=_state(job_id, tally, schedule, now),
                 )
             if final:
                 raise _timeout_error(job_id, tally, schedule, now, timeout, None)
-        delay = max(schedule.next_delay(now), retry_after)
+        delay = max(schedule.next_delay(now), least)
         if stall_timeout is not None:
             delay = min(delay, max(last_change + stall_timeout - now, 0.0))
         if deadline is not None:
             delay = min(delay, max(deadline - now, 0.0))
         await sleep(delay)
+
+
+def describe(detail: JobDetail) -> str:
+    """A snapshot in words: ``processing, 9 %``, ``completed``, ``status 7, 40 %``."""
+    status = detail.status
+    if isinstance(status, JobStatus):
+        words = status.name.lower()
+    else:
+        words = "no status" if status is None else f"status {status}"
+    return words if detail.progress is None else f"{words}, {detail.progress} %"
 
 
 def _timeout_error(
@@ -263,7 +280,7 @@ def _timeout_error(
 ) -> WaitTimeoutError:
     last = tally.last
     if last is not None:
-        seen = f"last seen: status {last.status}, progress {last.progress}"
+        seen = f"last seen: {describe(last)}"
     elif failure is not None:
         seen = f"no answer yet; last failure: {type(failure).__name__}: {failure}"
     else:
@@ -364,6 +381,7 @@ async def wait_for_job(
     check: bool = False,
     clock: Clock,
     sleep: Sleep,
+    rng: Random = random.random,
     schedule: Schedule | None = None,
 ) -> JobResult:
     """Poll a job until it is completed or canceled; see ``KooDriveClient.wait_for_job``.
@@ -375,17 +393,22 @@ async def wait_for_job(
         job_id, timeout=timeout, stall_timeout=stall_timeout, poll=poll, resume=resume,
         schedule=schedule, clock=clock,
     )
-    emit = None if on_progress is None else functools.partial(_notify, on_progress, job_id)
+    deadline = None if limits.timeout is None else tally.started + limits.timeout
+    terminal: JobDetail | None = None
     try:
-        terminal = await _poll(
-            source, job_id, timeout=limits.timeout, schedule=schedule,
-            stall_timeout=limits.stall_timeout, max_pause=limits.max_pause, clock=clock,
-            sleep=sleep, tally=tally, emit=emit,
-        )
-    except (WaitTimeoutError, JobStalledError, asyncio.CancelledError):
+        async with aclosing(_snapshots(
+            source, job_id, limits=limits, schedule=schedule, clock=clock, sleep=sleep,
+            rng=rng, tally=tally,
+        )) as snapshots:
+            async for terminal in snapshots:
+                if on_progress is not None:
+                    left = None if deadline is None else deadline - clock()
+                    await _notify(on_progress, job_id, terminal, left)
+    except (WaitEndedError, asyncio.CancelledError):
         if cancel_job_on_exit:
             await _cancel_on_exit(source, job_id)
         raise
+    assert terminal is not None and terminal.terminal  # the loop ends only there
     result = JobResult(
         job_id=job_id,
         detail=terminal,
@@ -406,47 +429,23 @@ async def watch_job(
     resume: Mapping[str, Any] | None = None,
     clock: Clock,
     sleep: Sleep,
+    rng: Random = random.random,
 ) -> AsyncIterator[JobDetail]:
     """Yield each distinct snapshot of a job, the terminal one last; see
-    ``KooDriveClient.watch_job``."""
+    ``KooDriveClient.watch_job``. The consumer's pace is its own: the next poll waits until
+    it asks for the next snapshot."""
     schedule, tally, limits = _prepare(
         job_id, timeout=timeout, stall_timeout=stall_timeout, poll=poll, resume=resume,
         schedule=None, clock=clock,
     )
-    # The loop runs in a task of its own and hands each snapshot over, waiting until the
-    # consumer asks for the next one: a generator's pace, with wait_for_job's loop.
-    handover: asyncio.Queue[JobDetail | BaseException | None] = asyncio.Queue()
-    asked = asyncio.Event()
-
-    async def emit(detail: JobDetail, left: float | None) -> None:
-        # The consumer's own pace: not bounded by the wait's time.
-        asked.clear()
-        handover.put_nowait(detail)
-        await asked.wait()
-
-    async def run() -> None:
-        try:
-            await _poll(
-                source, job_id, timeout=limits.timeout, schedule=schedule,
-                stall_timeout=limits.stall_timeout, max_pause=limits.max_pause, clock=clock,
-                sleep=sleep, tally=tally, emit=emit,
-            )
-        except Exception as exc:
-            handover.put_nowait(exc)
-        else:
-            handover.put_nowait(None)
-
-    poller = asyncio.ensure_future(run())
     try:
-        while (item := await handover.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-            asked.set()
-    except (WaitTimeoutError, JobStalledError, asyncio.CancelledError):
+        async with aclosing(_snapshots(
+            source, job_id, limits=limits, schedule=schedule, clock=clock, sleep=sleep,
+            rng=rng, tally=tally,
+        )) as snapshots:
+            async for detail in snapshots:
+                yield detail
+    except (WaitEndedError, asyncio.CancelledError):
         if cancel_job_on_exit:
             await _cancel_on_exit(source, job_id)
         raise
-    finally:
-        poller.cancel()
-        await asyncio.gather(poller, return_exceptions=True)

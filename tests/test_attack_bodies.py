@@ -250,7 +250,7 @@ def reset_peak():
 
 async def main():
     report = {"cases": {}}
-    retry = kd.RetryPolicy(max_attempts=4, initial_delay=0.001, max_delay=0.01, jitter=False)
+    retry = kd.RetryPolicy(max_attempts=4, initial_delay=0.001, max_delay=0.01)
     async with kd.KooDriveClient(plan["base_url"], user_id="u", auth=kd.TokenAuth("t"),
                                  retry=retry, timeout=60) as client:
         await client.get_job("warmup-identity-200-length")  # lazy imports, the pool

@@ -55,8 +55,7 @@ async def test_a_huge_retry_after_is_raised_and_pauses_at_most_max_retry_after(
 ) -> None:
     job_id = emulator.add_job()
     emulator.inject(Fault.rate_limited(retry_after=1e9))
-    async with make_client(emulator, vt, retry=kd.RetryPolicy(jitter=False,
-                                                              max_retry_after=20)) as client:
+    async with make_client(emulator, vt, retry=kd.RetryPolicy(max_retry_after=20)) as client:
         with pytest.raises(kd.RateLimitError):
             await client.get_job(job_id)
         assert vt.sleeps == [], "a pause longer than max_retry_after is not waited for"
@@ -91,8 +90,7 @@ async def test_a_pause_is_bounded_by_the_calls_own_time(
 ) -> None:
     job_id = emulator.add_job()
     emulator.inject(Fault.rate_limited(retry_after=50))
-    async with make_client(emulator, vt, retry=kd.RetryPolicy(jitter=False,
-                                                              max_retry_after=60)) as client:
+    async with make_client(emulator, vt, retry=kd.RetryPolicy(max_retry_after=60)) as client:
         emulator.inject(Fault.rate_limited(retry_after=50), times=None)
         with pytest.raises(kd.RateLimitError):
             await client.get_job(job_id, total_timeout=10)
@@ -337,8 +335,7 @@ async def test_waits_stop_when_the_consuming_task_is_cancelled_in_the_body(
 ) -> None:
     quick = real_emulator.add_job(duration=0.2)
     ids = [quick] + [real_emulator.add_job(duration=1000) for _ in range(1999)]
-    fast = kd.PollPolicy(initial_interval=0.05, min_interval=0.05, max_fallback_interval=0.1,
-                         max_interval=0.1)
+    fast = kd.PollPolicy(initial_interval=0.05, max_interval=0.1)
     in_body = asyncio.Event()
     async with real_client(real_emulator) as client:
         outcomes = client.wait_for_jobs(ids, concurrency=50, poll=fast)  # no aclosing

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 import koodrive_async as kd
-from koodrive_async import _protocol as proto
+from koodrive_async import _stamps as stamps
 from koodrive_async.testing import Fault, KooDriveEmulator
 
 from .conftest import TokenSequence, VirtualTime, make_client
@@ -104,7 +104,7 @@ async def test_headers_on_every_attempt(emulator: KooDriveEmulator, vt: VirtualT
     emulator.wall_clock = wall_clock
     job_id = emulator.add_job(files=2)
     emulator.inject(Fault.status(503), times=2)
-    policy = kd.RetryPolicy(initial_delay=1.0, jitter=False)
+    policy = kd.RetryPolicy(initial_delay=1.0)
     async with make_client(
         emulator, vt, wall_clock=wall_clock, language="zh-CN", retry=policy
     ) as client:
@@ -120,7 +120,7 @@ async def test_headers_on_every_attempt(emulator: KooDriveEmulator, vt: VirtualT
         assert headers["Host"] == host
         assert headers["language"] == "zh-CN"
         assert len(headers["X-Traceid"]) == 58 and headers["X-Traceid"].isalnum()
-        assert proto.parse_x_date(headers["X-Date"]) is not None
+        assert stamps.parse_x_date(headers["X-Date"]) is not None
     assert len({r.headers["X-Traceid"] for r in attempts}) == 3
     x_dates = [r.headers["X-Date"] for r in attempts]
     assert len(set(x_dates)) == 3, "X-Date must be computed again for every attempt"
@@ -141,7 +141,7 @@ async def test_server_clock_two_minutes_behind(
     await client.get_job(job_id)
     first, second = emulator.requests
     assert first.headers["X-Date"] > second.headers["X-Date"]
-    server_seconds = proto.parse_x_date(second.headers["X-Date"])
+    server_seconds = stamps.parse_x_date(second.headers["X-Date"])
     assert server_seconds is not None and server_seconds <= emulator.server_time()
     assert -122 < client.clock_offset <= -119
     # Learned once: later requests pass at the first attempt.
@@ -340,7 +340,7 @@ async def test_retries_are_bounded_by_attempts(
 async def test_retries_are_bounded_by_time(emulator: KooDriveEmulator, vt: VirtualTime) -> None:
     emulator.inject(Fault.status(500), times=None)
     policy = kd.RetryPolicy(max_attempts=100, initial_delay=1, multiplier=2, max_delay=4,
-                            max_elapsed=10, jitter=False)
+                            max_elapsed=10)
     async with make_client(emulator, vt, retry=policy) as client:
         with pytest.raises(kd.ServerError):
             await client.get_job(emulator.add_job())
@@ -397,7 +397,7 @@ async def test_other_4xx_are_never_retried(
 
 async def test_total_timeout_bounds_retries(emulator: KooDriveEmulator, vt: VirtualTime) -> None:
     emulator.inject(Fault.status(500), times=None)
-    policy = kd.RetryPolicy(max_attempts=100, initial_delay=1, max_delay=1, jitter=False)
+    policy = kd.RetryPolicy(max_attempts=100, initial_delay=1, max_delay=1)
     async with make_client(emulator, vt, retry=policy) as client:
         with pytest.raises(kd.ServerError):
             await client.get_job(emulator.add_job(), total_timeout=3.5)

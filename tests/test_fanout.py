@@ -20,8 +20,7 @@ from koodrive_async.testing import Fault, KooDriveEmulator
 from .conftest import VirtualTime, client_tasks, eventually
 
 # Real time, kept short: many waits share one clock, so virtual sleeps cannot stand in.
-FAST = kd.PollPolicy(initial_interval=0.02, min_interval=0.01, max_fallback_interval=0.2,
-                     max_interval=0.5)
+FAST = kd.PollPolicy(initial_interval=0.02, max_interval=0.2)
 
 
 async def no_sleep(_: float) -> None:
@@ -106,7 +105,7 @@ async def test_the_retry_budget_caps_requests_when_everything_fails(
 ) -> None:
     ids = [emulator.add_job() for _ in range(200)]
     emulator.inject(Fault.status(503), times=None)
-    budget = kd.RetryPolicy(max_attempts=4, budget=100, retry_cost=5, jitter=False)
+    budget = kd.RetryPolicy(max_attempts=4, budget=100)
     async with real_client(emulator, retry=budget, sleep=no_sleep) as client:
         outcomes = [o async for _, o in client.get_jobs(ids, concurrency=20)]
         assert client.retry_budget.available < 5
@@ -119,7 +118,7 @@ async def test_the_retry_budget_caps_requests_when_everything_fails(
 async def test_the_budget_refills_with_successes(emulator: KooDriveEmulator) -> None:
     ids = [emulator.add_job() for _ in range(30)]
     emulator.inject(Fault.status(503), times=10)
-    policy = kd.RetryPolicy(budget=20, retry_cost=5, jitter=False)
+    policy = kd.RetryPolicy(budget=20)
     async with real_client(emulator, retry=policy, sleep=no_sleep) as client:
         outcomes = [o async for _, o in client.get_jobs(ids, concurrency=1)]
         assert client.retry_budget.available == 20
@@ -133,7 +132,7 @@ async def test_waits_survive_a_server_failing_everything_for_a_while(
     emulator = live
     ids = [emulator.add_job(duration=0.5, pending_for=0) for _ in range(50)]
     emulator.inject(Fault.status(503), times=None)
-    policy = kd.RetryPolicy(budget=50, retry_cost=5)
+    policy = kd.RetryPolicy(budget=50)
     async with real_client(emulator, retry=policy) as client:
         async def heal() -> None:
             await eventually(lambda: len(emulator.requests) >= 150)
@@ -252,10 +251,11 @@ async def test_concurrency_is_checked_and_capped_at_the_pool(
     ids = [emulator.add_job() for _ in range(100)]
     emulator.inject(Fault.delay(0.005), times=None)
     async with real_client(emulator, max_connections=5) as client:
-        for bad in (0, -1, 1.5, True):
-            with pytest.raises(ValueError, match="concurrency"):
+        for bad, error in ((0, ValueError), (-1, ValueError), (1.5, TypeError),
+                           (True, TypeError)):
+            with pytest.raises(error, match="concurrency"):
                 client.get_jobs(ids, concurrency=bad)  # type: ignore[arg-type]
-            with pytest.raises(ValueError, match="concurrency"):
+            with pytest.raises(error, match="concurrency"):
                 client.wait_for_jobs(ids, concurrency=bad)  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="max_waits"):
             client.wait_for_jobs(ids, max_waits=0)

@@ -21,8 +21,7 @@ from .conftest import client_tasks, eventually
 JOBS = int(os.environ.get("KOODRIVE_SOAK_JOBS", "2000"))
 SEED = int(os.environ.get("KOODRIVE_SOAK_SEED", "1"))
 CLIENT_TIMEOUT = 0.5
-POLL = kd.PollPolicy(initial_interval=0.1, min_interval=0.05, max_fallback_interval=0.5,
-                     max_interval=1.0)
+POLL = kd.PollPolicy(initial_interval=0.1, max_interval=0.5)
 #: Stated bound: the faulted run makes at most this many times the fault-free run's requests.
 REQUEST_BOUND = 2.5
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
+import attrs
 import pytest
 
 import koodrive_async as kd
@@ -87,3 +89,83 @@ async def test_create_job_takes_names(emulator: KooDriveEmulator, vt: VirtualTim
     assert body["taskType"] == int(kd.TaskType.DELETE)
     assert body["actionType"] == int(kd.ActionType.DELETE_TO_RECYCLE_BIN)
     assert job_id in emulator.jobs
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "words"),
+    [({"max_elapsed": None}, TypeError, "max_elapsed must be a number"),
+     ({"max_attempts": 2.5}, TypeError, "max_attempts must be an int, not float"),
+     ({"max_attempts": True}, TypeError, "max_attempts must be an int, not bool"),
+     ({"initial_delay": "1"}, TypeError, "initial_delay must be a number"),
+     ({"max_delay": float("nan")}, ValueError, "max_delay must be > 0"),
+     ({"budget": -1}, ValueError, "budget must be >= 0"),
+     ({"budget": 1.5}, TypeError, "budget must be an int or None")],
+)
+def test_retry_policy_validation_names_the_field_and_the_type(
+    options: dict[str, object], error: type[Exception], words: str
+) -> None:
+    with pytest.raises(error, match=words):
+        kd.RetryPolicy(**options)  # type: ignore[arg-type]
+
+
+def test_retry_policy_shows_only_the_users_knobs() -> None:
+    assert [f.name for f in attrs.fields(kd.RetryPolicy)] == [
+        "max_attempts", "initial_delay", "multiplier", "max_delay", "max_elapsed",
+        "max_retry_after", "budget"]
+
+
+def test_no_private_class_in_what_a_user_sees() -> None:
+    assert kd.KooDriveClient.__mro__ == (kd.KooDriveClient, object)
+    with pytest.raises(TypeError, match=r"KooDriveClient\.__init__\(\) missing .*user_id"):
+        kd.KooDriveClient("https://example.invalid", auth=kd.TokenAuth("t"))  # type: ignore[call-arg]
+    for name in kd.__all__:
+        value = getattr(kd, name)
+        if isinstance(value, type) and issubclass(value, BaseException):
+            assert all(not c.__name__.startswith("_") for c in value.__mro__), value
+
+
+async def test_a_connection_failure_is_a_public_connect_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    async with kd.KooDriveClient(f"http://127.0.0.1:{port}", user_id="u",
+                                 auth=kd.TokenAuth("t"),
+                                 retry=kd.RetryPolicy.disabled()) as client:
+        with pytest.raises(kd.ConnectError) as caught:
+            await client.get_job("1")
+    assert type(caught.value) is kd.ConnectError
+    assert type(caught.value).__module__ == "koodrive_async.errors"
+
+
+async def test_a_plain_function_is_a_token_provider(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    job_id = emulator.add_job()
+    async with make_client(emulator, vt, auth=kd.TokenAuth(lambda: emulator.token)) as client:
+        detail = await client.get_job(job_id)
+    assert detail.job_info is not None and detail.job_info.task_id == job_id
+
+
+async def test_a_timeout_message_says_the_state_in_words(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    job_id = emulator.add_job(duration=1000)
+    async with make_client(emulator, vt) as client:
+        with pytest.raises(kd.WaitTimeoutError) as caught:
+            await client.wait_for_job(job_id, timeout=60)
+    message = str(caught.value)
+    assert "last seen: processing, " in message and " %" in message, message
+    assert message.count(job_id) == 1, message
+
+
+async def test_failed_polls_back_off_on_the_clients_one_curve(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    """rng=1.0 puts every jittered delay at its ceiling: 1, 2, 4 ... after failed polls."""
+    job_id = emulator.add_job(duration=1000)
+    emulator.inject(Fault.status(503), times=4)  # transient; get_job itself does not retry
+    async with make_client(emulator, vt, retry=kd.RetryPolicy.disabled()) as client:
+        with pytest.raises(kd.WaitTimeoutError):
+            await client.wait_for_job(job_id, timeout=30,
+                                      poll=kd.PollPolicy(initial_interval=0.5))
+    assert vt.sleeps[:4] == [1.0, 2.0, 4.0, 8.0], vt.sleeps
