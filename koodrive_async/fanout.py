@@ -15,10 +15,11 @@ import random
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any, Final, Protocol, TypeVar
 
+from ._poll import Clock, JobSource, Random, Sleep
 from .config import USE_CLIENT_DEFAULT, PollPolicy, UseClientDefault
 from .errors import KooDriveError, RequestTimeoutError
 from .models import JobDetail, JobResult
-from .waiter import Clock, JobSource, ProgressCallback, Random, Sleep, wait_for_job
+from .waiter import ProgressCallback, wait_for_job
 
 __all__ = [
     "DEFAULT_CONCURRENCY",

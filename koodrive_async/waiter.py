@@ -2,8 +2,8 @@
 
 ``wait_for_job`` returns the JobResult, ``watch_job`` yields each distinct snapshot, and
 ``on_progress`` is called with each distinct snapshot of ``wait_for_job``. All three run
-``_snapshots``, written against the public ``get_job`` / ``cancel_job`` of any JobSource
-(the client, or a simulation in the benchmark), with an injectable clock and sleep.
+``_poll.snapshots``, an async generator written against the public ``get_job`` /
+``cancel_job`` of any JobSource (the client, or a simulation in the benchmark).
 """
 
 from __future__ import annotations
@@ -13,34 +13,29 @@ import contextlib
 import inspect
 import logging
 import random
-import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
-import attrs
-
-from ._protocol import is_retryable, validate_job_id
-from ._retry import Backoff
-from ._schedule import PollSchedule
-from ._state import ScheduleState, WaitState
-from .config import PollPolicy, check_seconds
-from .errors import (
-    APIError,
-    CallbackError,
-    ConnectError,
-    JobStalledError,
-    KooDriveError,
-    ResponseDecodeError,
-    TokenProviderError,
-    WaitEndedError,
-    WaitTimeoutError,
+from ._poll import (
+    FINAL_POLL_TIMEOUT,
+    MAX_MALFORMED_POLLS,
+    Clock,
+    JobSource,
+    Random,
+    Schedule,
+    Sleep,
+    prepare,
+    snapshots,
 )
-from .models import JobDetail, JobResult, JobStatus
+from .config import PollPolicy
+from .errors import CallbackError, KooDriveError, WaitEndedError
+from .models import JobDetail, JobResult
 
 __all__ = [
     "DEFAULT_WAIT_TIMEOUT",
     "FINAL_POLL_TIMEOUT",
+    "MAX_MALFORMED_POLLS",
     "REMOTE_CANCEL_TIMEOUT",
     "JobSource",
     "ProgressCallback",
@@ -53,242 +48,13 @@ logger: Final = logging.getLogger("koodrive_async")
 
 #: Seconds a whole wait may take by default.
 DEFAULT_WAIT_TIMEOUT: Final = 900.0
-#: Seconds granted to the last poll, made at the deadline: a wait may overrun by this much.
-FINAL_POLL_TIMEOUT: Final = 5.0
 #: Seconds granted to the CancelJob sent by ``cancel_job_on_exit``.
 REMOTE_CANCEL_TIMEOUT: Final = 10.0
-# After consecutive failed polls the next one waits at least a delay drawn below 1, 2, 4 ...
-# up to 30 s (the client's one back-off curve), whatever the schedule predicts.
-_FAILURE_DELAY: Final = 1.0
-_MAX_FAILURE_DELAY: Final = 30.0
-#: Malformed answers in a row that a wait rides out (a proxy's garbled page); the next ends it.
-MAX_MALFORMED_POLLS: Final = 3
 
 ProgressCallback = Callable[[JobDetail], Awaitable[None] | None]
-Clock = Callable[[], float]
-Random = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
 
 # Strong references to shielded CancelJob tasks, so none is collected mid-flight.
 _background: set[asyncio.Task[None]] = set()
-
-
-class Schedule(Protocol):
-    """When to poll next: PollSchedule, or a stand-in in a simulation."""
-
-    def observe(self, now: float, status: int | None, progress: int | None) -> None:
-        """Take in the answer of a poll made at ``now``."""
-        ...
-
-    def next_delay(self, now: float) -> float:
-        """Seconds until the next poll."""
-        ...
-
-    def to_state(self) -> dict[str, Any]:
-        """A JSON-serialisable state to resume from."""
-        ...
-
-
-class JobSource(Protocol):
-    """What the waiter needs of a client: KooDriveClient is one."""
-
-    async def get_job(self, job_id: str, *, total_timeout: float | None = None) -> JobDetail:
-        """GetJobDetail, all retries within ``total_timeout`` seconds."""
-        ...
-
-    async def cancel_job(self, job_id: str, *, total_timeout: float | None = None) -> None:
-        """CancelJob, all retries within ``total_timeout`` seconds."""
-        ...
-
-
-@attrs.frozen
-class _Limits:
-    """The time bounds of one wait, checked: None is no limit (infinity included)."""
-
-    timeout: float | None
-    stall_timeout: float | None
-    max_pause: float
-
-
-@attrs.define
-class _Tally:
-    """What one wait has seen so far, shared between the loop and its views."""
-
-    polls: int = 0
-    elapsed_before: float = 0.0
-    started: float = 0.0
-    last: JobDetail | None = None
-
-
-def _state(
-    job_id: str, tally: _Tally, schedule: Schedule, now: float, *,
-    wall_clock: Callable[[], float] = time.time,
-) -> dict[str, Any]:
-    """The wait's state as JSON values (``WaitState.to_json``), saved at ``wall_clock()``."""
-    last = tally.last
-    if isinstance(schedule, PollSchedule):
-        inner = schedule.state()
-    else:  # a stand-in of a simulation: keep its state if it is one, else resume blind
-        try:
-            inner = ScheduleState.from_json(schedule.to_state())
-        except ValueError:
-            inner = PollSchedule(PollPolicy()).state()
-    return WaitState(
-        job_id=job_id,
-        polls=tally.polls,
-        elapsed=tally.elapsed_before + (now - tally.started),
-        saved_at=wall_clock(),
-        last_status=None if last is None or last.status is None else int(last.status),
-        last_progress=None if last is None else last.progress,
-        schedule=inner,
-    ).to_json()
-
-
-def _resume(
-    job_id: str, state: Mapping[str, Any], policy: PollPolicy, now: float, *,
-    wall_clock: Callable[[], float] = time.time,
-) -> tuple[PollSchedule, int, float]:
-    """The schedule, polls and elapsed seconds of a saved wait state; ValueError if bad.
-
-    The time the state lay saved (from its ``saved_at`` to ``wall_clock()``) counts as waited.
-    """
-    saved = WaitState.from_json(state, job_id=job_id)
-    elapsed = saved.elapsed
-    if saved.saved_at is not None:
-        elapsed += max(wall_clock() - saved.saved_at, 0.0)
-    schedule = PollSchedule.from_state(
-        policy, saved.schedule, now=now, polls=saved.polls, elapsed=elapsed
-    )
-    return schedule, saved.polls, elapsed
-
-
-def _ends_wait(exc: KooDriveError, *, answered: bool, malformed: int) -> bool:
-    """Whether a failed poll ends the wait, or is ridden out until the deadline.
-
-    Transient: no answer, 408, 429, 5xx, a token provider's failure, and up to
-    MAX_MALFORMED_POLLS malformed answers in a row. A connection that cannot be opened before
-    any poll was answered is a wrong address, not a busy server: it ends the wait at once.
-    """
-    if isinstance(exc, ResponseDecodeError):
-        return malformed >= MAX_MALFORMED_POLLS
-    if isinstance(exc, ConnectError):
-        return not answered
-    return not (is_retryable(exc) or isinstance(exc, TokenProviderError))
-
-
-async def _snapshots(
-    source: JobSource,
-    job_id: str,
-    *,
-    limits: _Limits,
-    schedule: Schedule,
-    clock: Clock,
-    sleep: Sleep,
-    rng: Random,
-    tally: _Tally,
-) -> AsyncGenerator[JobDetail, None]:
-    """Poll until the job is terminal; yield each distinct snapshot, the terminal one last.
-
-    The next poll waits until the consumer asks for the next snapshot. Bounded by
-    ``limits.timeout`` (one last poll at the deadline, then WaitTimeoutError) and by
-    ``limits.stall_timeout``; with neither, it polls until the job ends, as the caller asked.
-    A server's ``Retry-After`` delays the next poll by ``limits.max_pause`` seconds at most.
-    """
-    timeout, stall_timeout = limits.timeout, limits.stall_timeout
-    deadline = None if timeout is None else tally.started + timeout
-    last_key: tuple[int, int | None] | None = None
-    last_change = tally.started
-    malformed = 0
-    answered = False
-    failures: Backoff | None = None  # made at the first failed poll
-    last_failure: KooDriveError | None = None
-    while True:
-        left = None if deadline is None else deadline - clock()
-        final = left is not None and left <= 0
-        least = 0.0  # the least delay a failed poll imposes
-        try:
-            detail = await source.get_job(
-                job_id, total_timeout=FINAL_POLL_TIMEOUT if final else left
-            )
-            if detail.status is None:
-                raise ResponseDecodeError(
-                    f"GetJobDetail {job_id}: the answer has no jobInfo.status"
-                )
-        except KooDriveError as exc:
-            if _ends_wait(exc, answered=answered, malformed=malformed):
-                raise
-            last_failure = exc
-            malformed = malformed + 1 if isinstance(exc, ResponseDecodeError) else 0
-            if final:
-                raise _timeout_error(
-                    job_id, tally, schedule, clock(), timeout, last_failure
-                ) from exc
-            logger.debug("job %s: poll failed (%s); polling again later", job_id, exc)
-            if failures is None:
-                failures = Backoff(initial=_FAILURE_DELAY, multiplier=2.0,
-                                   maximum=_MAX_FAILURE_DELAY, rng=rng)
-            least = failures.next_delay()
-            if isinstance(exc, APIError) and exc.retry_after is not None:
-                least = max(least, min(exc.retry_after, limits.max_pause))
-            now = clock()
-        else:
-            failures, malformed, answered = None, 0, True
-            tally.polls += 1
-            now = clock()
-            status = detail.status
-            schedule.observe(now, int(status), detail.progress)
-            key = (int(status), detail.progress)
-            if key != last_key or detail.terminal:
-                last_key, last_change = key, now
-                tally.last = detail
-                yield detail
-                now = clock()
-            if detail.terminal:
-                return
-            if stall_timeout is not None and now - last_change >= stall_timeout:
-                raise JobStalledError(
-                    f"job {job_id}: no change for {stall_timeout:g} s ({describe(detail)})",
-                    job_id=job_id, last=tally.last, state=_state(job_id, tally, schedule, now),
-                )
-            if final:
-                raise _timeout_error(job_id, tally, schedule, now, timeout, None)
-        delay = max(schedule.next_delay(now), least)
-        if stall_timeout is not None:
-            delay = min(delay, max(last_change + stall_timeout - now, 0.0))
-        if deadline is not None:
-            delay = min(delay, max(deadline - now, 0.0))
-        await sleep(delay)
-
-
-def describe(detail: JobDetail) -> str:
-    """A snapshot in words: ``processing, 9 %``, ``completed``, ``status 7, 40 %``."""
-    status = detail.status
-    if isinstance(status, JobStatus):
-        words = status.name.lower()
-    else:
-        words = "no status" if status is None else f"status {status}"
-    return words if detail.progress is None else f"{words}, {detail.progress} %"
-
-
-def _timeout_error(
-    job_id: str,
-    tally: _Tally,
-    schedule: Schedule,
-    now: float,
-    timeout: float | None,
-    failure: KooDriveError | None,
-) -> WaitTimeoutError:
-    last = tally.last
-    if last is not None:
-        seen = f"last seen: {describe(last)}"
-    elif failure is not None:
-        seen = f"no answer yet; last failure: {type(failure).__name__}: {failure}"
-    else:
-        seen = "no answer yet"
-    return WaitTimeoutError(
-        f"job {job_id} did not end within {timeout:g} s ({seen})",
-        job_id=job_id, last=last, state=_state(job_id, tally, schedule, now),
-    )
 
 
 async def _notify(
@@ -336,38 +102,6 @@ async def _cancel_on_exit(source: JobSource, job_id: str) -> None:
         await asyncio.shield(task)
 
 
-def _prepare(
-    job_id: str,
-    *,
-    timeout: float | None,
-    stall_timeout: float | None,
-    poll: PollPolicy | None,
-    resume: Mapping[str, Any] | None,
-    schedule: Schedule | None,
-    clock: Clock,
-) -> tuple[Schedule, _Tally, _Limits]:
-    """Check the arguments (ValueError before any request) and set up the schedule."""
-    validate_job_id(job_id)
-    if poll is not None and not isinstance(poll, PollPolicy):
-        raise TypeError(f"poll must be a PollPolicy, not {type(poll).__name__}")
-    policy = poll if poll is not None else PollPolicy()
-    limits = _Limits(
-        timeout=check_seconds("timeout", timeout),
-        stall_timeout=check_seconds("stall_timeout", stall_timeout),
-        max_pause=policy.max_interval,
-    )
-    tally = _Tally(started=clock())
-    if resume is not None:
-        if schedule is not None:
-            raise ValueError("give resume or schedule, not both")
-        schedule, tally.polls, tally.elapsed_before = _resume(
-            job_id, resume, policy, tally.started
-        )
-    elif schedule is None:
-        schedule = PollSchedule(policy)
-    return schedule, tally, limits
-
-
 async def wait_for_job(
     source: JobSource,
     job_id: str,
@@ -389,18 +123,18 @@ async def wait_for_job(
     ``schedule`` replaces the PollSchedule built from ``poll`` (the benchmark drives this
     very loop with other polling strategies).
     """
-    schedule, tally, limits = _prepare(
+    schedule, tally, limits = prepare(
         job_id, timeout=timeout, stall_timeout=stall_timeout, poll=poll, resume=resume,
         schedule=schedule, clock=clock,
     )
     deadline = None if limits.timeout is None else tally.started + limits.timeout
     terminal: JobDetail | None = None
     try:
-        async with aclosing(_snapshots(
+        async with aclosing(snapshots(
             source, job_id, limits=limits, schedule=schedule, clock=clock, sleep=sleep,
             rng=rng, tally=tally,
-        )) as snapshots:
-            async for terminal in snapshots:
+        )) as stream:
+            async for terminal in stream:
                 if on_progress is not None:
                     left = None if deadline is None else deadline - clock()
                     await _notify(on_progress, job_id, terminal, left)
@@ -434,16 +168,16 @@ async def watch_job(
     """Yield each distinct snapshot of a job, the terminal one last; see
     ``KooDriveClient.watch_job``. The consumer's pace is its own: the next poll waits until
     it asks for the next snapshot."""
-    schedule, tally, limits = _prepare(
+    schedule, tally, limits = prepare(
         job_id, timeout=timeout, stall_timeout=stall_timeout, poll=poll, resume=resume,
         schedule=None, clock=clock,
     )
     try:
-        async with aclosing(_snapshots(
+        async with aclosing(snapshots(
             source, job_id, limits=limits, schedule=schedule, clock=clock, sleep=sleep,
             rng=rng, tally=tally,
-        )) as snapshots:
-            async for detail in snapshots:
+        )) as stream:
+            async for detail in stream:
                 yield detail
     except (WaitEndedError, asyncio.CancelledError):
         if cancel_job_on_exit:

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import koodrive_async as kd
-from koodrive_async import _schedule, config, waiter
+from koodrive_async import _poll, _schedule, config
 from koodrive_async._schedule import DEFAULT_TUNING, PollSchedule, Tuning
 from koodrive_async._state import STATE_VERSION, ScheduleState, WaitState
 from koodrive_async.testing import KooDriveEmulator
@@ -614,18 +614,18 @@ def test_a_state_written_by_0_1_is_still_accepted() -> None:
     assert state.schedule.to_json() == {
         k: v for k, v in old["schedule"].items() if k not in ("version", "polls", "elapsed")
     }
-    schedule, polls, elapsed = waiter._resume("42", old, PollPolicy(), 5.0)
+    schedule, polls, elapsed = _poll._resume("42", old, PollPolicy(), 5.0)
     assert (schedule.polls, polls, elapsed) == (40, 40, 400.0)
 
 
 def test_a_resume_counts_the_time_the_state_lay_saved() -> None:
     data = _wait_state(_schedule_midway()[0], "42").to_json()
-    _, polls, elapsed = waiter._resume(
+    _, polls, elapsed = _poll._resume(
         "42", data, PollPolicy(), 5.0, wall_clock=lambda: 1.7e9 + 60.0
     )
     assert (polls, elapsed) == (data["polls"], 460.0)
     # A wall clock behind the saver's does not make the wait younger.
-    _, _, elapsed = waiter._resume("42", data, PollPolicy(), 5.0, wall_clock=lambda: 1.0)
+    _, _, elapsed = _poll._resume("42", data, PollPolicy(), 5.0, wall_clock=lambda: 1.0)
     assert elapsed == 400.0
 
 
