@@ -16,6 +16,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from ._stamps import parse_http_date
+from .config import check_header_value, enum_value
 from .errors import (
     APIError,
     AuthenticationError,
@@ -26,7 +27,7 @@ from .errors import (
     ServerError,
     TransportError,
 )
-from .models import ActionType, FileRef, TaskType
+from .models import ActionType, FileRef, JobStatus, TaskType
 
 API_PREFIX: Final = "/koodrive/ose/v1/"
 JOBS_PATH: Final = API_PREFIX + "jobs"
@@ -144,6 +145,65 @@ def _text(name: str, value: str) -> str:
     return value
 
 
+def create_job_request(
+    task_type: object,
+    *,
+    src_container_id: str,
+    dst_container_id: str,
+    files: Iterable[FileRef | str],
+    action_type: object,
+    new_file_path: str | None,
+    uncompress_file_paths: Sequence[str] | None,
+    password: str | None,
+    share_folder_id: str | None,
+) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """CreateJob's JSON body and extra headers, from the caller's words (enum names taken).
+
+    Raises:
+        ValueError, TypeError: Naming the argument that is missing or malformed.
+    """
+    body = create_job_body(
+        enum_value("task_type", TaskType, task_type),
+        src_container_id=src_container_id, dst_container_id=dst_container_id, files=files,
+        action_type=(
+            None if action_type is None else enum_value("action_type", ActionType, action_type)
+        ),
+        new_file_path=new_file_path, uncompress_file_paths=uncompress_file_paths,
+        password=password,
+    )
+    if share_folder_id is None:
+        return body, None
+    return body, {"x-hw-share-folder-id": check_header_value("share_folder_id", share_folder_id)}
+
+
+#: The most jobs one GetJobList page holds.
+MAX_PAGE: Final = 100
+#: Pages ``list_jobs`` requests at most, by default.
+DEFAULT_MAX_PAGES: Final = 10_000
+
+
+def list_filters(
+    *, task_type: object, status: object, page_size: int, offset: int, max_pages: int
+) -> list[tuple[str, str]]:
+    """GetJobList's filter parameters, from the caller's words; the paging checked.
+
+    Raises:
+        ValueError, TypeError: Naming the argument that is malformed.
+    """
+    if not 1 <= page_size <= MAX_PAGE:
+        raise ValueError(f"page_size must be 1 to {MAX_PAGE}, got {page_size!r}")
+    if offset < 0:
+        raise ValueError(f"offset must be >= 0, got {offset!r}")
+    if max_pages < 1:
+        raise ValueError(f"max_pages must be >= 1, got {max_pages!r}")
+    filters: list[tuple[str, str]] = []
+    if task_type is not None:
+        filters.append(("type", str(int(enum_value("task_type", TaskType, task_type)))))
+    if status is not None:
+        filters.append(("status", str(int(enum_value("status", JobStatus, status)))))
+    return filters
+
+
 def create_job_body(
     task_type: int,
     *,
@@ -213,14 +273,18 @@ def create_job_body(
 __all__ = [
     "API_PREFIX",
     "CANCEL_PATH",
+    "DEFAULT_MAX_PAGES",
     "JOBS_PATH",
+    "MAX_PAGE",
     "RETRYABLE_STATUSES",
     "RETRY_AFTER_STATUSES",
     "TRANSIENT_CODE",
     "create_job_body",
+    "create_job_request",
     "error_class",
     "is_retryable",
     "job_path",
+    "list_filters",
     "parse_retry_after",
     "validate_job_id",
 ]

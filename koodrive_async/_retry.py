@@ -135,7 +135,13 @@ class Retrier:
     down together instead of each caller hitting the limit again.
     """
 
-    def __init__(self, policy: RetryPolicy, *, clock: Clock, sleep: Sleep, rng: Random) -> None:
+    def __init__(
+        self, policy: RetryPolicy | None, *, clock: Clock, sleep: Sleep, rng: Random
+    ) -> None:
+        if policy is None:
+            policy = RetryPolicy()
+        elif not isinstance(policy, RetryPolicy):
+            raise TypeError(f"retry must be a RetryPolicy, not {type(policy).__name__}")
         self.policy = policy
         self.budget = RetryBudget(policy.budget)
         self._clock = clock

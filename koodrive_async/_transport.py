@@ -27,6 +27,7 @@ from . import _envelope as envelope
 from . import _protocol as proto
 from . import _stamps as stamps
 from .auth import Auth
+from .config import check_count, check_header_value
 from .errors import (
     AuthenticationError,
     ClientClosedError,
@@ -85,7 +86,8 @@ class Transport:
     """One aiohttp session (owned or borrowed) and one HTTP attempt at a time over it.
 
     Args:
-        base: The checked service root (``check_base_url``).
+        base_url: The service root (checked by ``check_base_url``).
+        allow_insecure_http: Allow a non-loopback ``http://`` base URL.
         user_id, language: Sent as ``X-User-Id`` and ``language`` on every request.
         auth: Only to redact its secrets from the server text an error quotes.
         session: A session to borrow (never closed here), or None to make one.
@@ -96,8 +98,9 @@ class Transport:
 
     def __init__(
         self,
-        base: yarl.URL,
+        base_url: str,
         *,
+        allow_insecure_http: bool,
         user_id: str,
         language: str | None,
         auth: Auth,
@@ -106,8 +109,14 @@ class Transport:
         max_response_bytes: int,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self.base = base
-        self.user_id = user_id
+        base = self.base = check_base_url(base_url, allow_insecure_http=allow_insecure_http)
+        if not isinstance(user_id, str) or not user_id.strip():
+            raise ValueError("user_id is required (the KooDrive user id sent as X-User-Id)")
+        self.user_id = check_header_value("user_id", user_id).strip()
+        if language is not None:
+            check_header_value("language", language)
+        check_count("max_connections", max_connections)
+        check_count("max_response_bytes", max_response_bytes)
         self._language = language
         self._auth = auth
         self._session = session

@@ -256,6 +256,8 @@ class AuthFlow:
     """
 
     def __init__(self, auth: Auth) -> None:
+        if not isinstance(auth, TokenAuth | AppAuth):
+            raise TypeError(f"auth must be TokenAuth or AppAuth, not {type(auth).__name__}")
         self.auth = auth
         # A static token's header is made once; a provider's is asked for at the first call.
         self.header: str | None = (

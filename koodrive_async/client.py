@@ -19,7 +19,7 @@ from . import _protocol as proto
 from . import fanout, waiter
 from ._calls import Caller, Timeout
 from ._retry import Retrier, RetryBudget
-from ._transport import Transport, check_base_url
+from ._transport import Transport
 from .auth import AppAuth, AuthFlow, TokenAuth
 from .config import (
     DEFAULT_MAX_CONNECTIONS,
@@ -30,9 +30,7 @@ from .config import (
     RetryPolicy,
     UseClientDefault,
     check_count,
-    check_header_value,
     check_seconds,
-    enum_value,
 )
 from .errors import KooDriveError, ResponseDecodeError
 from .models import ActionType, FileRef, JobDetail, JobInfo, JobResult, JobStatus, TaskType
@@ -43,8 +41,6 @@ logger: Final = logging.getLogger("koodrive_async")
 
 Sleep = Callable[[float], Awaitable[None]]
 
-_MAX_PAGE: Final = 100
-_DEFAULT_MAX_PAGES: Final = 10_000
 
 
 class KooDriveClient:
@@ -102,33 +98,22 @@ class KooDriveClient:
         sleep: Sleep = asyncio.sleep,
         rng: Callable[[], float] = random.random,
     ) -> None:
-        base = check_base_url(base_url, allow_insecure_http=allow_insecure_http)
-        if not isinstance(user_id, str) or not user_id.strip():
-            raise ValueError("user_id is required (the KooDrive user id sent as X-User-Id)")
-        check_header_value("user_id", user_id)
-        if language is not None:
-            check_header_value("language", language)
-        if not isinstance(auth, TokenAuth | AppAuth):
-            raise TypeError(f"auth must be TokenAuth or AppAuth, not {type(auth).__name__}")
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise TypeError(f"retry must be a RetryPolicy, not {type(retry).__name__}")
-        check_count("max_connections", max_connections)
-        check_count("max_response_bytes", max_response_bytes)
-        self._clock = clock
-        self._sleep = sleep
-        self._rng = rng
-        transport = Transport(
-            base, user_id=user_id.strip(), language=language, auth=auth, session=session,
+        # Each part checks the arguments it takes (ValueError/TypeError, nothing sent).
+        auth_flow = AuthFlow(auth)
+        self._transport = Transport(
+            base_url, allow_insecure_http=allow_insecure_http, user_id=user_id,
+            language=language, auth=auth, session=session,
             max_connections=max_connections, max_response_bytes=max_response_bytes,
             wall_clock=wall_clock,
         )
         self._caller = Caller(
-            auth_flow=AuthFlow(auth), transport=transport,
-            retrier=Retrier(retry if retry is not None else RetryPolicy(), clock=clock,
-                            sleep=sleep, rng=rng),
+            auth_flow=auth_flow, transport=self._transport,
+            retrier=Retrier(retry, clock=clock, sleep=sleep, rng=rng),
             timeout=check_seconds("timeout", timeout), clock=clock,
         )
-        self._transport = transport
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -271,23 +256,12 @@ class KooDriveClient:
             ValueError: A required argument is missing or malformed.
             APIError, TransportError, ResponseDecodeError: As the names say.
         """
-        task_type = enum_value("task_type", TaskType, task_type)
-        if action_type is not None:
-            action_type = enum_value("action_type", ActionType, action_type)
-        body = proto.create_job_body(
-            task_type,
-            src_container_id=src_container_id,
-            dst_container_id=dst_container_id,
-            files=files,
-            action_type=action_type,
-            new_file_path=new_file_path,
-            uncompress_file_paths=uncompress_file_paths,
-            password=password,
+        body, extra = proto.create_job_request(
+            task_type, src_container_id=src_container_id, dst_container_id=dst_container_id,
+            files=files, action_type=action_type, new_file_path=new_file_path,
+            uncompress_file_paths=uncompress_file_paths, password=password,
+            share_folder_id=share_folder_id,
         )
-        extra = None
-        if share_folder_id is not None:
-            extra = {"x-hw-share-folder-id": check_header_value("share_folder_id",
-                                                                share_folder_id)}
         data = await self._caller.send(
             "POST", proto.JOBS_PATH, body=body, timeout=timeout, idempotent=False,
             extra_headers=extra, deadline=self._caller.deadline(total_timeout),
@@ -299,9 +273,9 @@ class KooDriveClient:
         *,
         task_type: TaskType | int | str | None = None,
         status: JobStatus | int | str | None = None,
-        page_size: int = _MAX_PAGE,
+        page_size: int = proto.MAX_PAGE,
         offset: int = 0,
-        max_pages: int = _DEFAULT_MAX_PAGES,
+        max_pages: int = proto.DEFAULT_MAX_PAGES,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> AsyncIterator[JobInfo]:
         """Every job matching the filters (GetJobList), fetching page after page.
@@ -320,17 +294,10 @@ class KooDriveClient:
             max_pages: Upper bound on the requests made.
             timeout: Seconds for each HTTP attempt; None for no limit.
         """
-        if not 1 <= page_size <= _MAX_PAGE:
-            raise ValueError(f"page_size must be 1 to {_MAX_PAGE}, got {page_size!r}")
-        if offset < 0:
-            raise ValueError(f"offset must be >= 0, got {offset!r}")
-        if max_pages < 1:
-            raise ValueError(f"max_pages must be >= 1, got {max_pages!r}")
-        filters: list[tuple[str, str]] = []
-        if task_type is not None:
-            filters.append(("type", str(int(enum_value("task_type", TaskType, task_type)))))
-        if status is not None:
-            filters.append(("status", str(int(enum_value("status", JobStatus, status)))))
+        filters = proto.list_filters(
+            task_type=task_type, status=status, page_size=page_size, offset=offset,
+            max_pages=max_pages,
+        )
         previous: list[JobInfo] | None = None
         for _ in range(max_pages):
             query = [*filters, ("offset", str(offset)), ("limit", str(page_size))]
