@@ -1,10 +1,11 @@
 """A minimal GetJobDetail server for the benchmarks: the seed's example, as cheap as can be.
 
-Answers ``GET /koodrive/ose/v1/{job_id}`` with the exact bytes of
-``tests/data/seed_job_detail.json`` (``Content-Type: application/json``; aiohttp adds a correct
-``Date``), anything else with 404. No auth checks, no access log, no router: aiohttp's
-low-level server, so the per-request cost left is aiohttp's HTTP handling, which the client
-under test shares the 2 cores with.
+Answers ``GET /koodrive/ose/v1/{job_id}`` with the bytes of
+``tests/data/seed_job_detail.json``, its ``taskId`` made the id asked for
+(``Content-Type: application/json``; aiohttp adds a correct ``Date``), anything else with
+404. No auth checks, no access log, no router: aiohttp's low-level server, so the
+per-request cost left is aiohttp's HTTP handling, which the client under test shares the 2
+cores with.
 
 Run: ``python benchmarks/_server.py --port P [--host 127.0.0.1]``; prints ``ready <port>``
 on stdout once listening (``--port 0`` picks a free port), and serves until SIGTERM or SIGINT.
@@ -27,12 +28,18 @@ PREFIX: Final = "/koodrive/ose/v1/"
 
 
 def make_handler(body: bytes) -> web.Server:
-    """The low-level server: one prefix check per request, one prebuilt body."""
+    """The low-level server: one prefix check per request, the prebuilt body about the job
+    asked for (the client refuses an answer about another job)."""
+    marker = b'"taskId"'
+    head, tail = body.split(marker, 1)
+    tail = tail.split(b",", 1)[1]  # the seed's own id dropped
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
         path = request.path
         if request.method == "GET" and path.startswith(PREFIX) and len(path) > len(PREFIX):
-            return web.Response(body=body, content_type="application/json")
+            job_id = path[len(PREFIX):].encode()
+            answer = b"".join((head, marker, b':"', job_id, b'",', tail))
+            return web.Response(body=answer, content_type="application/json")
         return web.Response(status=404, body=b'{"code":404,"msg":"not found"}',
                             content_type="application/json")
 

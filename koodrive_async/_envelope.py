@@ -13,7 +13,7 @@ from ._convert import job_detail as _job_detail
 from ._protocol import error_class
 from ._redact import SIGNATURE_SHAPE, Secret, redact, secrets_to_redact, snippet
 from .auth import AppAuth, TokenAuth
-from .errors import APIError, ResponseDecodeError
+from .errors import APIError, AuthenticationError, ResponseDecodeError
 from .models import JobDetail
 
 __all__ = [
@@ -96,12 +96,14 @@ def api_error(
     trace_id: str | None,
     retry_after: float | None,
     secrets: Sequence[Secret] = (),
+    clock_skew: bool = False,
 ) -> APIError:
     """The error for an answer that is not a success, built from its status and body.
 
     The body may be ``{code, msg}``, the older ``{error_code, error_msg}``, or no JSON at all
     (a gateway page). Every text taken from the body (``msg``, ``code``, a snippet) has the
     ``secrets`` (see ``secrets_to_redact``) replaced by ``<redacted>`` before it is cut.
+    ``clock_skew`` is given to an AuthenticationError (see ``_stamps.x_date_rejected_for_clock``).
     """
     code: int | str | None = None
     msg: str | None = None
@@ -122,14 +124,14 @@ def api_error(
         message += f": {msg}"
     if trace_id:
         message += f" (trace id {trace_id})"
-    return error_class(http_status, code)(
-        message,
-        http_status=http_status,
-        code=code,
-        msg=msg,
-        trace_id=trace_id,
-        retry_after=retry_after,
-    )
+    cls = error_class(http_status, code)
+    fields: dict[str, Any] = {
+        "http_status": http_status, "code": code, "msg": msg, "trace_id": trace_id,
+        "retry_after": retry_after,
+    }
+    if issubclass(cls, AuthenticationError):
+        fields["clock_skew"] = clock_skew
+    return cls(message, **fields)
 
 
 def decode_envelope(
@@ -140,6 +142,7 @@ def decode_envelope(
     retry_after: float | None = None,
     authorization: str | None = None,
     auth: TokenAuth | AppAuth | None = None,
+    clock_skew: bool = False,
 ) -> Any:
     """Return the envelope's ``data`` of a successful answer; raise the right error otherwise.
 
@@ -154,7 +157,7 @@ def decode_envelope(
     if not 200 <= http_status < 300:
         raise api_error(
             http_status, body, trace_id=trace_id, retry_after=retry_after,
-            secrets=secrets_of(auth, authorization),
+            secrets=secrets_of(auth, authorization), clock_skew=clock_skew,
         )
     problem: str | None = None
     try:
@@ -175,7 +178,7 @@ def decode_envelope(
     if not is_success_code(document.get("code", document.get("error_code"))):
         raise api_error(
             http_status, body, trace_id=trace_id, retry_after=retry_after,
-            secrets=secrets_of(auth, authorization),
+            secrets=secrets_of(auth, authorization), clock_skew=clock_skew,
         )
     return document.get("data")
 

@@ -29,7 +29,6 @@ from . import _stamps as stamps
 from .auth import Auth
 from .config import check_count, check_header_value
 from .errors import (
-    AuthenticationError,
     ClientClosedError,
     ConnectError,
     RequestTimeoutError,
@@ -270,14 +269,14 @@ class Transport:
             if retry_after_header is not None
             else None
         )
-        try:
-            return envelope.decode_envelope(
-                status, content, trace_id=trace_id, retry_after=retry_after,
-                authorization=headers.get("Authorization"), auth=self._auth,
-            )
-        except AuthenticationError as exc:
-            exc.clock_skew = stamps.x_date_rejected_for_clock(headers.get("X-Date"), date_header)
-            raise
+        # A 401 whose Date shows our X-Date was off is the auth flow's to send again.
+        clock_skew = status == 401 and stamps.x_date_rejected_for_clock(
+            headers.get("X-Date"), date_header
+        )
+        return envelope.decode_envelope(
+            status, content, trace_id=trace_id, retry_after=retry_after,
+            authorization=headers.get("Authorization"), auth=self._auth, clock_skew=clock_skew,
+        )
 
     def _client_timeout(self, seconds: float | None) -> aiohttp.ClientTimeout:
         # Most attempts use the client's default: one object for it (1 us saved each).

@@ -116,7 +116,20 @@ class AuthenticationError(APIError):
             the server's window (our clock ahead of the server's, or more than 15 min behind).
     """
 
-    clock_skew: bool = False
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int,
+        code: int | str | None = None,
+        msg: str | None = None,
+        trace_id: str | None = None,
+        retry_after: float | None = None,
+        clock_skew: bool = False,
+    ) -> None:
+        super().__init__(message, http_status=http_status, code=code, msg=msg,
+                         trace_id=trace_id, retry_after=retry_after)
+        self.clock_skew = clock_skew
 
 
 class NotFoundError(APIError):
