@@ -9,12 +9,10 @@ from typing import Any, Final
 
 import orjson
 
-from ._convert import job_detail as _job_detail
 from ._protocol import error_class
 from ._redact import SIGNATURE_SHAPE, Secret, redact, secrets_to_redact, snippet
 from .auth import AppAuth, TokenAuth
 from .errors import APIError, AuthenticationError, ResponseDecodeError
-from .models import JobDetail
 
 __all__ = [
     "SUCCESS_CODE",
@@ -22,7 +20,6 @@ __all__ = [
     "business_code",
     "decode_envelope",
     "is_success_code",
-    "job_detail",
     "secrets_of",
 ]
 
@@ -181,15 +178,3 @@ def decode_envelope(
             secrets=secrets_of(auth, authorization), clock_skew=clock_skew,
         )
     return document.get("data")
-
-
-def job_detail(
-    data: Any,
-    job_id: str,
-    *,
-    authorization: str | None = None,
-    auth: TokenAuth | AppAuth | None = None,
-) -> JobDetail:
-    """GetJobDetail's ``data`` for ``job_id`` (``_convert.job_detail``), problems quoting
-    server values with ``secrets_of(auth, authorization)`` redacted, worked out on failure."""
-    return _job_detail(data, job_id, secrets=lambda: secrets_of(auth, authorization))

@@ -8,6 +8,8 @@ benchmark), with an injectable clock, sleep and rng.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
@@ -22,6 +24,7 @@ from ._state import ScheduleState, WaitState
 from .config import PollPolicy, check_seconds
 from .errors import (
     APIError,
+    CallbackError,
     ConnectError,
     JobStalledError,
     KooDriveError,
@@ -34,6 +37,7 @@ from .models import JobDetail, JobStatus
 __all__ = [
     "FINAL_POLL_TIMEOUT",
     "MAX_MALFORMED_POLLS",
+    "Checkpoint",
     "Clock",
     "JobSource",
     "Limits",
@@ -41,6 +45,7 @@ __all__ = [
     "Schedule",
     "Sleep",
     "Tally",
+    "call_back",
     "describe",
     "prepare",
     "snapshots",
@@ -60,6 +65,8 @@ MAX_MALFORMED_POLLS: Final = 3
 Clock = Callable[[], float]
 Random = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+#: How the loop hands over the state after each answered poll, with the wait's seconds left.
+Checkpoint = Callable[[dict[str, Any], float | None], Awaitable[None]]
 
 
 class Schedule(Protocol):
@@ -92,11 +99,14 @@ class JobSource(Protocol):
 
 @attrs.frozen
 class Limits:
-    """The time bounds of one wait, checked: None is no limit (infinity included)."""
+    """The time bounds of one wait, checked (None is no limit, infinity included), and the wall
+    clock its saved states are stamped with."""
 
     timeout: float | None
     stall_timeout: float | None
     max_pause: float
+    wall_clock: Clock = time.time
+    """Epoch seconds: what a saved state's ``saved_at`` is stamped with."""
 
 
 @attrs.define
@@ -175,6 +185,7 @@ async def snapshots(
     sleep: Sleep,
     rng: Random,
     tally: Tally,
+    checkpoint: Checkpoint | None = None,
 ) -> AsyncGenerator[JobDetail, None]:
     """Poll until the job is terminal; yield each distinct snapshot, the terminal one last.
 
@@ -210,7 +221,7 @@ async def snapshots(
             malformed = malformed + 1 if isinstance(exc, ResponseDecodeError) else 0
             if final:
                 raise _timeout_error(
-                    job_id, tally, schedule, clock(), timeout, last_failure
+                    job_id, tally, schedule, clock(), limits, last_failure
                 ) from exc
             logger.debug("job %s: poll failed (%s); polling again later", job_id, exc)
             if failures is None:
@@ -227,9 +238,15 @@ async def snapshots(
             status = detail.status
             schedule.observe(now, int(status), detail.progress)
             key = (int(status), detail.progress)
-            if key != last_key or detail.terminal:
+            changed = key != last_key or detail.terminal
+            if changed:
                 last_key, last_change = key, now
                 tally.last = detail
+            if checkpoint is not None:  # after every answered poll, before it is handed on
+                state = _state(job_id, tally, schedule, now, wall_clock=limits.wall_clock)
+                await checkpoint(state, None if deadline is None else deadline - now)
+                now = clock()
+            if changed:
                 yield detail
                 now = clock()
             if detail.terminal:
@@ -237,16 +254,48 @@ async def snapshots(
             if stall_timeout is not None and now - last_change >= stall_timeout:
                 raise JobStalledError(
                     f"job {job_id}: no change for {stall_timeout:g} s ({describe(detail)})",
-                    job_id=job_id, last=tally.last, state=_state(job_id, tally, schedule, now),
+                    job_id=job_id, last=tally.last,
+                    state=_state(job_id, tally, schedule, now, wall_clock=limits.wall_clock),
                 )
             if final:
-                raise _timeout_error(job_id, tally, schedule, now, timeout, None)
+                raise _timeout_error(job_id, tally, schedule, now, limits, None)
         delay = max(schedule.next_delay(now), least)
         if stall_timeout is not None:
             delay = min(delay, max(last_change + stall_timeout - now, 0.0))
         if deadline is not None:
             delay = min(delay, max(deadline - now, 0.0))
         await sleep(delay)
+
+
+async def call_back(
+    callback: Callable[[Any], Awaitable[None] | None],
+    what: str,
+    job_id: str,
+    value: Any,
+    left: float | None,
+) -> None:
+    """Call a user's ``callback`` (``what``: on_progress, on_checkpoint) with ``value``, plain
+    or coroutine function alike, within the wait's time (the last poll's grace included).
+
+    Its error becomes a CallbackError. One that outlasts the wait is cancelled, and the
+    wait goes on to its last poll.
+    """
+    bound = None if left is None else max(left, 0.0) + FINAL_POLL_TIMEOUT
+    try:
+        async with asyncio.timeout(bound) as scope:
+            outcome = callback(value)
+            if outcome is not None and inspect.isawaitable(outcome):
+                await outcome
+    except TimeoutError as exc:
+        if not scope.expired():
+            raise CallbackError(
+                f"job {job_id}: {what} raised TimeoutError: {exc}", job_id=job_id
+            ) from exc
+        logger.warning("job %s: %s outlasted the wait; cancelled", job_id, what)
+    except Exception as exc:
+        raise CallbackError(
+            f"job {job_id}: {what} raised {type(exc).__name__}: {exc}", job_id=job_id
+        ) from exc
 
 
 def describe(detail: JobDetail) -> str:
@@ -264,7 +313,7 @@ def _timeout_error(
     tally: Tally,
     schedule: Schedule,
     now: float,
-    timeout: float | None,
+    limits: Limits,
     failure: KooDriveError | None,
 ) -> WaitTimeoutError:
     last = tally.last
@@ -275,8 +324,9 @@ def _timeout_error(
     else:
         seen = "no answer yet"
     return WaitTimeoutError(
-        f"job {job_id} did not end within {timeout:g} s ({seen})",
-        job_id=job_id, last=last, state=_state(job_id, tally, schedule, now),
+        f"job {job_id} did not end within {limits.timeout:g} s ({seen})",
+        job_id=job_id, last=last,
+        state=_state(job_id, tally, schedule, now, wall_clock=limits.wall_clock),
     )
 
 
@@ -289,6 +339,7 @@ def prepare(
     resume: Mapping[str, Any] | None,
     schedule: Schedule | None,
     clock: Clock,
+    wall_clock: Clock = time.time,
 ) -> tuple[Schedule, Tally, Limits]:
     """Check the arguments (ValueError before any request) and set up the schedule."""
     validate_job_id(job_id)
@@ -299,13 +350,14 @@ def prepare(
         timeout=check_seconds("timeout", timeout),
         stall_timeout=check_seconds("stall_timeout", stall_timeout),
         max_pause=policy.max_interval,
+        wall_clock=wall_clock,
     )
     tally = Tally(started=clock())
     if resume is not None:
         if schedule is not None:
             raise ValueError("give resume or schedule, not both")
         schedule, tally.polls, tally.elapsed_before = _resume(
-            job_id, resume, policy, tally.started
+            job_id, resume, policy, tally.started, wall_clock=wall_clock
         )
     elif schedule is None:
         schedule = PollSchedule(policy)

@@ -153,7 +153,8 @@ class Retrier:
         self,
         attempt: Callable[[], Awaitable[T]],
         *,
-        what: str,
+        method: str,
+        path: str,
         deadline: float | None,
         idempotent: bool,
         closed: Callable[[], bool],
@@ -162,7 +163,7 @@ class Retrier:
 
         Args:
             attempt: One try; it bounds itself by ``deadline``.
-            what: The request, for log lines (``GET /path``).
+            method, path: The request, for messages.
             deadline: On ``clock``: no retry starts after it, no pause runs past it.
             idempotent: False for a request that must not be sent twice: then only a
                 connection that could not be opened, or a 429, is retried.
@@ -179,13 +180,14 @@ class Retrier:
                 raise
             except KooDriveError as exc:
                 if closed():  # aclose() while this call was in flight
-                    raise ClientClosedError(f"{what}: the client was closed") from exc
+                    raise ClientClosedError(f"{method} {path}: the client was closed") from exc
                 if isinstance(exc, APIError) and exc.retry_after:
                     self._pause(exc.retry_after)
                 delay = self._delay(exc, call, deadline, idempotent=idempotent)
                 if delay is None:
                     raise
-                logger.debug("%s: %s; retry %d in %.2f s", what, exc, call.attempts, delay)
+                logger.debug("%s %s: %s; retry %d in %.2f s", method, path, exc, call.attempts,
+                             delay)
                 await self._sleep(delay)
             else:
                 self.budget.succeeded(call.spent)

@@ -130,7 +130,9 @@ class Transport:
         self.clock_offset = 0.0
         """Seconds the server's clock is ahead of ours (negative: behind), as last learned."""
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._timeout: tuple[float | None, aiohttp.ClientTimeout] | None = None
+        # The first attempt's timeout is kept: most attempts use the client's default.
+        self._usual_seconds: float | None = None
+        self._usual_timeout: aiohttp.ClientTimeout | None = None
 
     @property
     def pool_size(self) -> int | None:
@@ -153,6 +155,10 @@ class Transport:
                 auto_decompress=True,
             )
         return self._session
+
+    def is_closed(self) -> bool:
+        """Whether ``aclose()`` ran."""
+        return self.closed
 
     async def aclose(self) -> None:
         """Close the session if it is ours (a borrowed one stays open). Idempotent."""
@@ -279,13 +285,12 @@ class Transport:
         )
 
     def _client_timeout(self, seconds: float | None) -> aiohttp.ClientTimeout:
-        # Most attempts use the client's default: one object for it (1 us saved each).
-        cached = self._timeout
-        if cached is not None and cached[0] == seconds:
-            return cached[1]
+        usual = self._usual_timeout
+        if usual is not None and seconds == self._usual_seconds:
+            return usual
         timeout = aiohttp.ClientTimeout(total=seconds)
-        if cached is None:
-            self._timeout = (seconds, timeout)
+        if usual is None:
+            self._usual_seconds, self._usual_timeout = seconds, timeout
         return timeout
 
 

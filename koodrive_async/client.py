@@ -9,12 +9,11 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypedDict
 
 import aiohttp
 
 from . import _convert as convert
-from . import _envelope as envelope
 from . import _protocol as proto
 from . import fanout, waiter
 from ._calls import Caller, Timeout
@@ -41,6 +40,13 @@ logger: Final = logging.getLogger("koodrive_async")
 
 Sleep = Callable[[float], Awaitable[None]]
 
+
+
+class _Time(TypedDict):
+    clock: Callable[[], float]
+    sleep: Sleep
+    rng: Callable[[], float]
+    wall_clock: Callable[[], float]
 
 
 class KooDriveClient:
@@ -113,7 +119,8 @@ class KooDriveClient:
         )
         self._clock = clock
         self._sleep = sleep
-        self._rng = rng
+        # What every wait measures and draws time with.
+        self._time = _Time(clock=clock, sleep=sleep, rng=rng, wall_clock=wall_clock)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -212,8 +219,8 @@ class KooDriveClient:
         )
         # The Authorization sent is not known here: the current token (and the app secret)
         # are what a quoted value could echo.
-        flow = self._caller.auth_flow
-        return envelope.job_detail(data, job_id, authorization=flow.header, auth=flow.auth)
+        # The secrets an error may not quote are worked out only if the answer is refused.
+        return convert.job_detail(data, job_id, secrets=self._caller.secrets)
 
     async def create_job(
         self,
@@ -349,6 +356,7 @@ class KooDriveClient:
         timeout: float | None = waiter.DEFAULT_WAIT_TIMEOUT,
         poll: PollPolicy | None = None,
         on_progress: waiter.ProgressCallback | None = None,
+        on_checkpoint: waiter.CheckpointCallback | None = None,
         stall_timeout: float | None = None,
         cancel_job_on_exit: bool = False,
         resume: Mapping[str, Any] | None = None,
@@ -368,12 +376,17 @@ class KooDriveClient:
             poll: The PollPolicy; the default suits jobs from seconds to hours.
             on_progress: Called (plain function or coroutine function) with each distinct
                 snapshot: a change of status or progress.
+            on_checkpoint: Called (plain or coroutine function) after every answered poll
+                with the wait's state, JSON-serialisable, that ``resume=`` accepts: save it
+                anywhere, and a wait cut short by a crash or a deploy carries on from it
+                (its ``saved_at`` makes the dead time count) with the polls of a plain wait.
             stall_timeout: Seconds; raise JobStalledError when neither status nor progress
                 changes for this long.
             cancel_job_on_exit: When the wait ends by timeout, stall or cancellation, send
                 CancelJob (shielded, time-boxed) so no orphan job keeps running.
-            resume: The ``state`` of an earlier WaitTimeoutError or JobStalledError (plain
-                JSON), to carry on where that wait stopped, in this process or another.
+            resume: A checkpoint, or the ``state`` of an earlier WaitTimeoutError or
+                JobStalledError (plain JSON), to carry on where that wait stopped, in this
+                process or another.
             check: Raise JobCanceledError / JobFailedError instead of returning a result
                 that is not ``ok``.
 
@@ -384,13 +397,14 @@ class KooDriveClient:
             ValueError: A bad job id, timeout or resume state, before any request.
             WaitTimeoutError: The deadline passed; ``.last`` and ``.state`` say where.
             JobStalledError: No change for ``stall_timeout`` seconds.
+            CallbackError: ``on_progress`` or ``on_checkpoint`` raised.
             APIError, ResponseDecodeError: A definitive error (400, 401 after a token
-                refresh, 404, a malformed answer) ends the wait.
+                refresh, 404, four malformed answers in a row) ends the wait.
         """
         return await waiter.wait_for_job(
             self, job_id, timeout=timeout, poll=poll, on_progress=on_progress,
-            stall_timeout=stall_timeout, cancel_job_on_exit=cancel_job_on_exit,
-            resume=resume, check=check, clock=self.clock, sleep=self.sleep, rng=self._rng,
+            on_checkpoint=on_checkpoint, stall_timeout=stall_timeout,
+            cancel_job_on_exit=cancel_job_on_exit, resume=resume, check=check, **self._time,
         )
 
     def watch_job(
@@ -399,16 +413,18 @@ class KooDriveClient:
         *,
         timeout: float | None = waiter.DEFAULT_WAIT_TIMEOUT,
         poll: PollPolicy | None = None,
+        on_checkpoint: waiter.CheckpointCallback | None = None,
         stall_timeout: float | None = None,
         cancel_job_on_exit: bool = False,
         resume: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[JobDetail]:
         """Yield each distinct snapshot of a job (a change of status or progress), the
-        terminal one last. Same polling, budget and errors as ``wait_for_job``."""
+        terminal one last. Same polling, budget, checkpoints and errors as
+        ``wait_for_job``."""
         return waiter.watch_job(
-            self, job_id, timeout=timeout, poll=poll, stall_timeout=stall_timeout,
-            cancel_job_on_exit=cancel_job_on_exit, resume=resume, clock=self.clock,
-            sleep=self.sleep, rng=self._rng,
+            self, job_id, timeout=timeout, poll=poll, on_checkpoint=on_checkpoint,
+            stall_timeout=stall_timeout, cancel_job_on_exit=cancel_job_on_exit, resume=resume,
+            **self._time,
         )
 
     def _bounded_concurrency(self, concurrency: int) -> int:
@@ -464,6 +480,7 @@ class KooDriveClient:
         timeout: float | None = waiter.DEFAULT_WAIT_TIMEOUT,
         poll: PollPolicy | None = None,
         on_progress: waiter.ProgressCallback | None = None,
+        on_checkpoint: waiter.CheckpointCallback | None = None,
         stall_timeout: float | None = None,
         cancel_job_on_exit: bool = False,
         check: bool = False,
@@ -471,11 +488,13 @@ class KooDriveClient:
         """Wait for many jobs at once; yield ``(job_id, JobResult or error)`` as each ends.
 
         Each job is waited on as by ``wait_for_job`` (same ``timeout``, ``poll``,
-        ``on_progress``, ``stall_timeout``, ``cancel_job_on_exit``, ``check``). Every distinct
-        id ends in exactly one outcome: its JobResult, or the KooDriveError that ended its
-        wait (WaitTimeoutError, NotFoundError ...). ``concurrency`` bounds the requests in
-        flight, not the waits: a job sleeping between polls holds no slot. Polls are spread
-        by the schedule's jitter, and the client's retry budget and ``Retry-After`` pauses
+        ``on_progress``, ``on_checkpoint``, whose ``state["job_id"]`` says which job,
+        ``stall_timeout``, ``cancel_job_on_exit``, ``check``). Every distinct id ends in
+        exactly one outcome: its JobResult, or the KooDriveError that ended its wait
+        (WaitTimeoutError, NotFoundError, a callback's CallbackError ...). ``concurrency``
+        bounds the requests in flight, not the waits: a job sleeping between polls holds no
+        slot. Polls are spread by the schedule's jitter, and the client's retry budget and
+        ``Retry-After`` pauses
         slow every waiter down together when the server struggles.
 
         Args:
@@ -489,7 +508,7 @@ class KooDriveClient:
         check_count("max_waits", max_waits)
         return fanout.wait_for_jobs(
             self, job_ids, concurrency=self._bounded_concurrency(concurrency), max_waits=max_waits,
-            timeout=timeout, poll=poll, on_progress=on_progress, stall_timeout=stall_timeout,
-            cancel_job_on_exit=cancel_job_on_exit, check=check, clock=self.clock,
-            sleep=self.sleep, rng=self._rng,
+            timeout=timeout, poll=poll, on_progress=on_progress, on_checkpoint=on_checkpoint,
+            stall_timeout=stall_timeout, cancel_job_on_exit=cancel_job_on_exit, check=check,
+            **self._time,
         )

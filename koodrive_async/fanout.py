@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any, Final, Protocol, TypeVar
 
@@ -19,7 +20,7 @@ from ._poll import Clock, JobSource, Random, Sleep
 from .config import USE_CLIENT_DEFAULT, PollPolicy, UseClientDefault
 from .errors import KooDriveError, RequestTimeoutError
 from .models import JobDetail, JobResult
-from .waiter import ProgressCallback, wait_for_job
+from .waiter import CheckpointCallback, ProgressCallback, wait_for_job
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -201,12 +202,14 @@ def wait_for_jobs(
     timeout: float | None,
     poll: PollPolicy | None = None,
     on_progress: ProgressCallback | None = None,
+    on_checkpoint: CheckpointCallback | None = None,
     stall_timeout: float | None = None,
     cancel_job_on_exit: bool = False,
     check: bool = False,
     clock: Clock,
     sleep: Sleep,
     rng: Random = random.random,
+    wall_clock: Clock = time.time,
 ) -> AsyncIterator[tuple[str, JobResult | KooDriveError]]:
     """Wait for many jobs; see ``KooDriveClient.wait_for_jobs`` (which checks the
     arguments)."""
@@ -215,7 +218,8 @@ def wait_for_jobs(
     # A partial, not a wrapper coroutine: one frame less per waiting job (about 400 bytes).
     wait = functools.partial(
         wait_for_job, throttled, timeout=timeout, poll=poll, on_progress=on_progress,
-        stall_timeout=stall_timeout, cancel_job_on_exit=cancel_job_on_exit, check=check,
-        clock=clock, sleep=sleep, rng=rng,
+        on_checkpoint=on_checkpoint, stall_timeout=stall_timeout,
+        cancel_job_on_exit=cancel_job_on_exit, check=check, clock=clock, sleep=sleep, rng=rng,
+        wall_clock=wall_clock,
     )
     return _fan_out(job_ids, wait, max_active=max_waits)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
+import functools
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from typing import Any, Final
@@ -20,16 +21,18 @@ from typing import Any, Final
 from ._poll import (
     FINAL_POLL_TIMEOUT,
     MAX_MALFORMED_POLLS,
+    Checkpoint,
     Clock,
     JobSource,
     Random,
     Schedule,
     Sleep,
+    call_back,
     prepare,
     snapshots,
 )
 from .config import PollPolicy
-from .errors import CallbackError, KooDriveError, WaitEndedError
+from .errors import KooDriveError, WaitEndedError
 from .models import JobDetail, JobResult
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
     "FINAL_POLL_TIMEOUT",
     "MAX_MALFORMED_POLLS",
     "REMOTE_CANCEL_TIMEOUT",
+    "CheckpointCallback",
     "JobSource",
     "ProgressCallback",
     "Schedule",
@@ -52,35 +56,11 @@ DEFAULT_WAIT_TIMEOUT: Final = 900.0
 REMOTE_CANCEL_TIMEOUT: Final = 10.0
 
 ProgressCallback = Callable[[JobDetail], Awaitable[None] | None]
+#: Called with the JSON-serialisable state ``resume=`` accepts, after every answered poll.
+CheckpointCallback = Callable[[dict[str, Any]], Awaitable[None] | None]
 
 # Strong references to shielded CancelJob tasks, so none is collected mid-flight.
 _background: set[asyncio.Task[None]] = set()
-
-
-async def _notify(
-    callback: ProgressCallback, job_id: str, detail: JobDetail, left: float | None
-) -> None:
-    """Call the user's ``on_progress`` within the wait's time (the last poll's included).
-
-    Its error becomes a CallbackError. One that outlasts the wait is cancelled, and the
-    wait goes on to its last poll.
-    """
-    bound = None if left is None else max(left, 0.0) + FINAL_POLL_TIMEOUT
-    try:
-        async with asyncio.timeout(bound) as scope:
-            outcome = callback(detail)
-            if outcome is not None and inspect.isawaitable(outcome):
-                await outcome
-    except TimeoutError as exc:
-        if not scope.expired():
-            raise CallbackError(
-                f"job {job_id}: on_progress raised TimeoutError: {exc}", job_id=job_id
-            ) from exc
-        logger.warning("job %s: on_progress outlasted the wait; cancelled", job_id)
-    except Exception as exc:
-        raise CallbackError(
-            f"job {job_id}: on_progress raised {type(exc).__name__}: {exc}", job_id=job_id
-        ) from exc
 
 
 async def _cancel_quietly(source: JobSource, job_id: str) -> None:
@@ -102,6 +82,15 @@ async def _cancel_on_exit(source: JobSource, job_id: str) -> None:
         await asyncio.shield(task)
 
 
+def _checkpointer(
+    on_checkpoint: CheckpointCallback | None, job_id: str
+) -> Checkpoint | None:
+    return (
+        None if on_checkpoint is None
+        else functools.partial(call_back, on_checkpoint, "on_checkpoint", job_id)
+    )
+
+
 async def wait_for_job(
     source: JobSource,
     job_id: str,
@@ -109,6 +98,7 @@ async def wait_for_job(
     timeout: float | None = DEFAULT_WAIT_TIMEOUT,
     poll: PollPolicy | None = None,
     on_progress: ProgressCallback | None = None,
+    on_checkpoint: CheckpointCallback | None = None,
     stall_timeout: float | None = None,
     cancel_job_on_exit: bool = False,
     resume: Mapping[str, Any] | None = None,
@@ -116,6 +106,7 @@ async def wait_for_job(
     clock: Clock,
     sleep: Sleep,
     rng: Random = random.random,
+    wall_clock: Clock = time.time,
     schedule: Schedule | None = None,
 ) -> JobResult:
     """Poll a job until it is completed or canceled; see ``KooDriveClient.wait_for_job``.
@@ -125,19 +116,19 @@ async def wait_for_job(
     """
     schedule, tally, limits = prepare(
         job_id, timeout=timeout, stall_timeout=stall_timeout, poll=poll, resume=resume,
-        schedule=schedule, clock=clock,
+        schedule=schedule, clock=clock, wall_clock=wall_clock,
     )
     deadline = None if limits.timeout is None else tally.started + limits.timeout
     terminal: JobDetail | None = None
     try:
         async with aclosing(snapshots(
             source, job_id, limits=limits, schedule=schedule, clock=clock, sleep=sleep,
-            rng=rng, tally=tally,
+            rng=rng, tally=tally, checkpoint=_checkpointer(on_checkpoint, job_id),
         )) as stream:
             async for terminal in stream:
                 if on_progress is not None:
                     left = None if deadline is None else deadline - clock()
-                    await _notify(on_progress, job_id, terminal, left)
+                    await call_back(on_progress, "on_progress", job_id, terminal, left)
     except (WaitEndedError, asyncio.CancelledError):
         if cancel_job_on_exit:
             await _cancel_on_exit(source, job_id)
@@ -158,24 +149,26 @@ async def watch_job(
     *,
     timeout: float | None = DEFAULT_WAIT_TIMEOUT,
     poll: PollPolicy | None = None,
+    on_checkpoint: CheckpointCallback | None = None,
     stall_timeout: float | None = None,
     cancel_job_on_exit: bool = False,
     resume: Mapping[str, Any] | None = None,
     clock: Clock,
     sleep: Sleep,
     rng: Random = random.random,
+    wall_clock: Clock = time.time,
 ) -> AsyncIterator[JobDetail]:
     """Yield each distinct snapshot of a job, the terminal one last; see
     ``KooDriveClient.watch_job``. The consumer's pace is its own: the next poll waits until
     it asks for the next snapshot."""
     schedule, tally, limits = prepare(
         job_id, timeout=timeout, stall_timeout=stall_timeout, poll=poll, resume=resume,
-        schedule=None, clock=clock,
+        schedule=None, clock=clock, wall_clock=wall_clock,
     )
     try:
         async with aclosing(snapshots(
             source, job_id, limits=limits, schedule=schedule, clock=clock, sleep=sleep,
-            rng=rng, tally=tally,
+            rng=rng, tally=tally, checkpoint=_checkpointer(on_checkpoint, job_id),
         )) as stream:
             async for detail in stream:
                 yield detail

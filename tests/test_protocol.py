@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+import koodrive_async as kd
 from koodrive_async import _convert as convert
 from koodrive_async import _envelope as envelope
 from koodrive_async import _protocol as proto
@@ -378,17 +379,16 @@ def test_decode_envelope_redacts_what_it_quotes() -> None:
 
 def test_job_detail_must_be_about_the_job_asked() -> None:
     with pytest.raises(ResponseDecodeError, match=r"about job '2'.*not job '1'") as caught:
-        envelope.job_detail({"jobInfo": {"taskId": "2", "status": 2}}, "1")
+        convert.job_detail({"jobInfo": {"taskId": "2", "status": 2}}, "1")
     assert caught.value.problems == ("$.data.jobInfo.taskId: expected '1'",)
-    assert envelope.job_detail({"jobInfo": {"status": 1}}, "1").status == 1  # no taskId: fine
-    assert envelope.job_detail({"jobInfo": {"taskId": 1, "status": 1}}, "1").status == 1
-    assert envelope.job_detail({}, "1").job_info is None
+    assert convert.job_detail({"jobInfo": {"status": 1}}, "1").status == 1  # no taskId: fine
+    assert convert.job_detail({"jobInfo": {"taskId": 1, "status": 1}}, "1").status == 1
+    assert convert.job_detail({}, "1").job_info is None
     with pytest.raises(ResponseDecodeError, match="expected an object"):
-        envelope.job_detail([], "1")
-    from koodrive_async.auth import TokenAuth
-
+        convert.job_detail([], "1")
     with pytest.raises(ResponseDecodeError) as caught:
-        envelope.job_detail({"jobInfo": {"taskId": TOKEN}}, "1", auth=TokenAuth(TOKEN))
+        convert.job_detail({"jobInfo": {"taskId": TOKEN}}, "1",
+                           secrets=lambda: envelope.secrets_of(kd.TokenAuth(TOKEN), None))
     assert TOKEN not in str(caught.value) and "'<redacted>'" in str(caught.value)
 
 
