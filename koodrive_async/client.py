@@ -4,12 +4,11 @@ waits and fan-out."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Final, Self, TypedDict
+from typing import Any, Self, TypedDict
 
 import aiohttp
 
@@ -17,6 +16,8 @@ from . import _convert as convert
 from . import _protocol as proto
 from . import fanout, waiter
 from ._calls import Caller, Timeout
+from ._pages import job_list
+from ._poll import Clock, Random, Sleep
 from ._retry import Retrier, RetryBudget
 from ._transport import Transport
 from .auth import AppAuth, AuthFlow, TokenAuth
@@ -27,26 +28,18 @@ from .config import (
     USE_CLIENT_DEFAULT,
     PollPolicy,
     RetryPolicy,
-    UseClientDefault,
-    check_count,
     check_seconds,
 )
-from .errors import KooDriveError, ResponseDecodeError
+from .errors import KooDriveError
 from .models import ActionType, FileRef, JobDetail, JobInfo, JobResult, JobStatus, TaskType
 
 __all__ = ["KooDriveClient"]
 
-logger: Final = logging.getLogger("koodrive_async")
-
-Sleep = Callable[[float], Awaitable[None]]
-
-
-
 class _Time(TypedDict):
-    clock: Callable[[], float]
+    clock: Clock
     sleep: Sleep
-    rng: Callable[[], float]
-    wall_clock: Callable[[], float]
+    rng: Random
+    wall_clock: Clock
 
 
 class KooDriveClient:
@@ -62,16 +55,22 @@ class KooDriveClient:
     it): a call from another loop raises ClientClosedError before anything is sent. Make one
     client per loop.
 
+    Every API call takes ``timeout=``, seconds for each HTTP attempt (None: no limit; by
+    default the client's), and the single calls ``total_timeout=``, seconds for the whole
+    call with its retries and their waits: each attempt is capped to the time left, and no
+    retry starts after it. Past the retries a call raises APIError (its subclass says the
+    status), TransportError (no answer) or ResponseDecodeError (not the documented shape);
+    a malformed argument is a ValueError or TypeError before anything is sent.
+
     Args:
         base_url: The service root, e.g. ``https://intl.myhuaweicloud-koodrive.com``. A path
             (``https://gw.example/koodrive-proxy``) is kept as the prefix of every request
             path. Plain http is refused except for loopback addresses or with
             ``allow_insecure_http``.
         user_id: The KooDrive user id, sent as ``X-User-Id`` (no control characters).
-        auth: ``TokenAuth(token_or_async_provider)`` or ``AppAuth(app_id, app_secret)``.
+        auth: ``TokenAuth(token_or_provider)`` or ``AppAuth(app_id, app_secret)``.
         language: Sent as the ``language`` header (e.g. ``"en-US"``), when given.
-        timeout: Seconds for one HTTP attempt, default 30; None for no limit. Each method
-            takes ``timeout=`` to override it per call.
+        timeout: Seconds for one HTTP attempt, default 30; None for no limit.
         retry: The RetryPolicy for transient failures.
         max_connections: Connection pool size of the session the client creates.
         session: An aiohttp session to borrow; the client never closes it.
@@ -79,30 +78,20 @@ class KooDriveClient:
             are refused with ResponseDecodeError, and not retried.
         allow_insecure_http: Allow a non-loopback ``http://`` base URL.
         clock: Monotonic seconds, for retry and wait budgets (injectable for tests).
-        wall_clock: Epoch seconds, for ``X-Date`` (injectable for tests).
+        wall_clock: Epoch seconds, for ``X-Date`` and saved wait states (injectable).
         sleep: Coroutine function used for every wait (injectable for tests).
         rng: A float in [0, 1) per call: every jittered delay (retries, failed polls) is
             drawn with it (injectable for tests; ``lambda: 1.0`` puts each at its ceiling).
     """
 
-
     def __init__(
-        self,
-        base_url: str,
-        *,
-        user_id: str,
-        auth: TokenAuth | AppAuth,
-        language: str | None = None,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        retry: RetryPolicy | None = None,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        self, base_url: str, *, user_id: str, auth: TokenAuth | AppAuth,
+        language: str | None = None, timeout: float | None = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None, max_connections: int = DEFAULT_MAX_CONNECTIONS,
         session: aiohttp.ClientSession | None = None,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        allow_insecure_http: bool = False,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
-        sleep: Sleep = asyncio.sleep,
-        rng: Callable[[], float] = random.random,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES, allow_insecure_http: bool = False,
+        clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time,
+        sleep: Sleep = asyncio.sleep, rng: Callable[[], float] = random.random,
     ) -> None:
         # Each part checks the arguments it takes (ValueError/TypeError, nothing sent).
         auth_flow = AuthFlow(auth)
@@ -117,8 +106,6 @@ class KooDriveClient:
             retrier=Retrier(retry, clock=clock, sleep=sleep, rng=rng),
             timeout=check_seconds("timeout", timeout), clock=clock,
         )
-        self._clock = clock
-        self._sleep = sleep
         # What every wait measures and draws time with.
         self._time = _Time(clock=clock, sleep=sleep, rng=rng, wall_clock=wall_clock)
 
@@ -129,9 +116,7 @@ class KooDriveClient:
         return self
 
     async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
@@ -153,12 +138,12 @@ class KooDriveClient:
     @property
     def clock(self) -> Callable[[], float]:
         """The monotonic clock the client measures time with (injectable for tests)."""
-        return self._clock
+        return self._time["clock"]
 
     @property
     def sleep(self) -> Sleep:
         """The sleep the client waits with (injectable for tests)."""
-        return self._sleep
+        return self._time["sleep"]
 
     @property
     def timeout(self) -> float | None:
@@ -190,51 +175,32 @@ class KooDriveClient:
     # -- the four endpoints ----------------------------------------------------------------
 
     async def get_job(
-        self,
-        job_id: str,
-        *,
-        timeout: Timeout = USE_CLIENT_DEFAULT,
+        self, job_id: str, *, timeout: Timeout = USE_CLIENT_DEFAULT,
         total_timeout: float | None = None,
     ) -> JobDetail:
         """Look up a job's details (GetJobDetail).
-
-        Args:
-            job_id: The job id, as returned by ``create_job``.
-            timeout: Seconds for each HTTP attempt; None for no limit.
-            total_timeout: Seconds for the whole call, retries and their waits included:
-                each attempt is capped to the time left, and no retry starts after it.
 
         Returns:
             The JobDetail: ``job_info``, ``task_infos``, ``uncompressed_file_list``.
 
         Raises:
-            ValueError: The job id is empty or could change the request path.
+            InvalidJobIdError: The job id is empty or could change the request path.
             NotFoundError: No such job.
             ResponseDecodeError: A malformed answer, or one about another job.
-            APIError, TransportError, ResponseDecodeError: As the names say, after retries.
         """
         path = proto.job_path(proto.validate_job_id(job_id))
         data = await self._caller.send(
             "GET", path, timeout=timeout, deadline=self._caller.deadline(total_timeout)
         )
-        # The Authorization sent is not known here: the current token (and the app secret)
-        # are what a quoted value could echo.
         # The secrets an error may not quote are worked out only if the answer is refused.
         return convert.job_detail(data, job_id, secrets=self._caller.secrets)
 
     async def create_job(
-        self,
-        task_type: TaskType | int | str,
-        *,
-        src_container_id: str,
-        dst_container_id: str,
-        files: Iterable[FileRef | str] = (),
-        action_type: ActionType | int | str | None = None,
-        new_file_path: str | None = None,
-        uncompress_file_paths: Sequence[str] | None = None,
-        password: str | None = None,
-        share_folder_id: str | None = None,
-        timeout: Timeout = USE_CLIENT_DEFAULT,
+        self, task_type: TaskType | int | str, *, src_container_id: str,
+        dst_container_id: str, files: Iterable[FileRef | str] = (),
+        action_type: ActionType | int | str | None = None, new_file_path: str | None = None,
+        uncompress_file_paths: Sequence[str] | None = None, password: str | None = None,
+        share_folder_id: str | None = None, timeout: Timeout = USE_CLIENT_DEFAULT,
         total_timeout: float | None = None,
     ) -> str:
         """Create a batch job (CreateJob) and return its id.
@@ -256,12 +222,6 @@ class KooDriveClient:
             uncompress_file_paths: Paths inside an archive to extract (action 503).
             password: The archive password; never logged.
             share_folder_id: Sent as ``x-hw-share-folder-id`` to act in a shared folder.
-            timeout: Seconds for each HTTP attempt; None for no limit.
-            total_timeout: Seconds for the whole call, retries included.
-
-        Raises:
-            ValueError: A required argument is missing or malformed.
-            APIError, TransportError, ResponseDecodeError: As the names say.
         """
         body, extra = proto.create_job_request(
             task_type, src_container_id=src_container_id, dst_container_id=dst_container_id,
@@ -275,14 +235,10 @@ class KooDriveClient:
         )
         return convert.decode_job_id(data)
 
-    async def list_jobs(
-        self,
-        *,
-        task_type: TaskType | int | str | None = None,
-        status: JobStatus | int | str | None = None,
-        page_size: int = proto.MAX_PAGE,
-        offset: int = 0,
-        max_pages: int = proto.DEFAULT_MAX_PAGES,
+    def list_jobs(
+        self, *, task_type: TaskType | int | str | None = None,
+        status: JobStatus | int | str | None = None, page_size: int = proto.MAX_PAGE,
+        offset: int = 0, max_pages: int = proto.DEFAULT_MAX_PAGES,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> AsyncIterator[JobInfo]:
         """Every job matching the filters (GetJobList), fetching page after page.
@@ -299,49 +255,25 @@ class KooDriveClient:
             page_size: Jobs per request, 1 to 100.
             offset: Where to start; the carrier flavour wants offsets above 0, so pass 1 there.
             max_pages: Upper bound on the requests made.
-            timeout: Seconds for each HTTP attempt; None for no limit.
         """
         filters = proto.list_filters(
             task_type=task_type, status=status, page_size=page_size, offset=offset,
             max_pages=max_pages,
         )
-        previous: list[JobInfo] | None = None
-        for _ in range(max_pages):
-            query = [*filters, ("offset", str(offset)), ("limit", str(page_size))]
-            data = await self._caller.send("GET", proto.JOBS_PATH, query=query, timeout=timeout)
-            page = convert.structure_list(
-                data, JobInfo, what="GetJobList",
-                secrets=self._caller.secrets,  # worked out only if a page is malformed
-            )
-            if page and page == previous:
-                raise ResponseDecodeError(
-                    f"GetJobList sent the same page again at offset {offset}: stopping"
-                )
-            for info in page:
-                yield info
-            if len(page) < page_size:
-                return
-            previous = page
-            offset += page_size
+        return job_list(
+            self._caller, filters, page_size=page_size, offset=offset, max_pages=max_pages,
+            timeout=timeout,
+        )
 
     async def cancel_job(
-        self,
-        job_id: str,
-        *,
-        timeout: Timeout = USE_CLIENT_DEFAULT,
+        self, job_id: str, *, timeout: Timeout = USE_CLIENT_DEFAULT,
         total_timeout: float | None = None,
     ) -> None:
         """Cancel a pending or processing job (CancelJob).
 
-        Args:
-            job_id: The job to cancel.
-            timeout: Seconds for each HTTP attempt; None for no limit.
-            total_timeout: Seconds for the whole call, retries included.
-
         Raises:
-            ValueError: The job id is malformed.
+            InvalidJobIdError: The job id is malformed.
             BadRequestError: The job can no longer be canceled (completed or canceled).
-            APIError, TransportError: As the names say.
         """
         proto.validate_job_id(job_id)
         await self._caller.send(
@@ -349,18 +281,14 @@ class KooDriveClient:
             deadline=self._caller.deadline(total_timeout),
         )
 
+    # -- waits -----------------------------------------------------------------------------
+
     async def wait_for_job(
-        self,
-        job_id: str,
-        *,
-        timeout: float | None = waiter.DEFAULT_WAIT_TIMEOUT,
-        poll: PollPolicy | None = None,
-        on_progress: waiter.ProgressCallback | None = None,
+        self, job_id: str, *, timeout: float | None = waiter.DEFAULT_WAIT_TIMEOUT,
+        poll: PollPolicy | None = None, on_progress: waiter.ProgressCallback | None = None,
         on_checkpoint: waiter.CheckpointCallback | None = None,
-        stall_timeout: float | None = None,
-        cancel_job_on_exit: bool = False,
-        resume: Mapping[str, Any] | None = None,
-        check: bool = False,
+        stall_timeout: float | None = None, cancel_job_on_exit: bool = False,
+        resume: Mapping[str, Any] | None = None, check: bool = False,
     ) -> JobResult:
         """Poll a job until it is completed or canceled, and return how it ended.
 
@@ -408,14 +336,9 @@ class KooDriveClient:
         )
 
     def watch_job(
-        self,
-        job_id: str,
-        *,
-        timeout: float | None = waiter.DEFAULT_WAIT_TIMEOUT,
-        poll: PollPolicy | None = None,
-        on_checkpoint: waiter.CheckpointCallback | None = None,
-        stall_timeout: float | None = None,
-        cancel_job_on_exit: bool = False,
+        self, job_id: str, *, timeout: float | None = waiter.DEFAULT_WAIT_TIMEOUT,
+        poll: PollPolicy | None = None, on_checkpoint: waiter.CheckpointCallback | None = None,
+        stall_timeout: float | None = None, cancel_job_on_exit: bool = False,
         resume: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[JobDetail]:
         """Yield each distinct snapshot of a job (a change of status or progress), the
@@ -427,62 +350,34 @@ class KooDriveClient:
             **self._time,
         )
 
-    def _bounded_concurrency(self, concurrency: int) -> int:
-        # More requests in flight than the pool holds would only queue inside aiohttp, where
-        # queued requests starve (p99 in seconds): the bound must be the pool's size at most.
-        check_count("concurrency", concurrency)
-        pool = self.max_connections
-        if pool is not None and concurrency > pool:
-            logger.info("concurrency %d capped at the connection pool's %d", concurrency, pool)
-            return pool
-        return concurrency
+    # -- many jobs at once -----------------------------------------------------------------
 
     def get_jobs(
-        self,
-        job_ids: Iterable[str],
-        *,
-        concurrency: int = fanout.DEFAULT_CONCURRENCY,
-        timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
-        total_timeout: float | None = None,
+        self, job_ids: Iterable[str], *, concurrency: int = fanout.DEFAULT_CONCURRENCY,
+        timeout: Timeout = USE_CLIENT_DEFAULT, total_timeout: float | None = None,
     ) -> AsyncIterator[tuple[str, JobDetail | KooDriveError]]:
         """Look up many jobs at once; yield ``(job_id, JobDetail or error)`` as each ends.
 
         Every distinct id ends in exactly one outcome: its JobDetail, or the KooDriveError
-        that ended its lookup (NotFoundError, InvalidJobIdError ...); one failure never stops
-        the others, and an id given twice is looked up once. Ids are read from ``job_ids``
-        (any iterable, a large generator included) only as lookups can start. Leaving the
-        ``async for`` early cancels the lookups still running (wrap the iterator in
-        ``contextlib.aclosing`` to have that happen at once, not when it is collected).
-
-        Args:
-            job_ids: The jobs to look up.
-            concurrency: Requests in flight at most (>= 1); capped at the connection pool.
-            timeout: Seconds for each HTTP attempt, as on ``get_job``; None for no limit.
-            total_timeout: Seconds for each lookup with all its retries, as on ``get_job``.
-
-        Raises:
-            ValueError: ``concurrency`` below 1 or a bad timeout, at once.
+        that ended its lookup (NotFoundError, InvalidJobIdError ...); an id given twice is
+        looked up once. ``job_ids`` (any iterable, a large generator included) is read only
+        as lookups can start; ``concurrency`` (>= 1, capped at the connection pool) bounds
+        the requests in flight; ``timeout`` and ``total_timeout`` bound each lookup as on
+        ``get_job``. Leaving the ``async for`` early cancels the lookups still running (wrap
+        it in ``contextlib.aclosing`` to have that happen at once, not when collected).
         """
-        if not isinstance(timeout, UseClientDefault):
-            check_seconds("timeout", timeout)
-        check_seconds("total_timeout", total_timeout)
         return fanout.get_jobs(
-            self, job_ids, concurrency=self._bounded_concurrency(concurrency), timeout=timeout,
-            total_timeout=total_timeout,
+            self, job_ids, concurrency=concurrency, pool=self.max_connections,
+            timeout=timeout, total_timeout=total_timeout,
         )
 
     def wait_for_jobs(
-        self,
-        job_ids: Iterable[str],
-        *,
-        concurrency: int = fanout.DEFAULT_CONCURRENCY,
+        self, job_ids: Iterable[str], *, concurrency: int = fanout.DEFAULT_CONCURRENCY,
         max_waits: int = fanout.DEFAULT_MAX_WAITS,
-        timeout: float | None = waiter.DEFAULT_WAIT_TIMEOUT,
-        poll: PollPolicy | None = None,
+        timeout: float | None = waiter.DEFAULT_WAIT_TIMEOUT, poll: PollPolicy | None = None,
         on_progress: waiter.ProgressCallback | None = None,
         on_checkpoint: waiter.CheckpointCallback | None = None,
-        stall_timeout: float | None = None,
-        cancel_job_on_exit: bool = False,
+        stall_timeout: float | None = None, cancel_job_on_exit: bool = False,
         check: bool = False,
     ) -> AsyncIterator[tuple[str, JobResult | KooDriveError]]:
         """Wait for many jobs at once; yield ``(job_id, JobResult or error)`` as each ends.
@@ -492,23 +387,14 @@ class KooDriveClient:
         ``stall_timeout``, ``cancel_job_on_exit``, ``check``). Every distinct id ends in
         exactly one outcome: its JobResult, or the KooDriveError that ended its wait
         (WaitTimeoutError, NotFoundError, a callback's CallbackError ...). ``concurrency``
-        bounds the requests in flight, not the waits: a job sleeping between polls holds no
-        slot. Polls are spread by the schedule's jitter, and the client's retry budget and
-        ``Retry-After`` pauses
-        slow every waiter down together when the server struggles.
-
-        Args:
-            job_ids: The jobs to wait for (any iterable, read as waits can start).
-            concurrency: Requests in flight at most (>= 1); capped at the connection pool.
-            max_waits: Jobs waited on at once at most; further ids are read as waits end.
-
-        Raises:
-            ValueError: ``concurrency`` or ``max_waits`` below 1, at once.
+        (>= 1, capped at the connection pool) bounds the requests in flight, not the waits:
+        a job sleeping between polls holds no slot. ``max_waits`` bounds the jobs waited on
+        at once; ``job_ids`` is read as waits can start. The client's retry budget and
+        ``Retry-After`` pauses slow every waiter down together when the server struggles.
         """
-        check_count("max_waits", max_waits)
         return fanout.wait_for_jobs(
-            self, job_ids, concurrency=self._bounded_concurrency(concurrency), max_waits=max_waits,
-            timeout=timeout, poll=poll, on_progress=on_progress, on_checkpoint=on_checkpoint,
-            stall_timeout=stall_timeout, cancel_job_on_exit=cancel_job_on_exit, check=check,
-            **self._time,
+            self, job_ids, concurrency=concurrency, pool=self.max_connections,
+            max_waits=max_waits, timeout=timeout, poll=poll, on_progress=on_progress,
+            on_checkpoint=on_checkpoint, stall_timeout=stall_timeout,
+            cancel_job_on_exit=cancel_job_on_exit, check=check, **self._time,
         )

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any, Final, Protocol, TypeVar
 
 from ._poll import Clock, JobSource, Random, Sleep
-from .config import USE_CLIENT_DEFAULT, PollPolicy, UseClientDefault
+from .config import USE_CLIENT_DEFAULT, PollPolicy, UseClientDefault, check_count, check_seconds
 from .errors import KooDriveError, RequestTimeoutError
 from .models import JobDetail, JobResult
 from .waiter import CheckpointCallback, ProgressCallback, wait_for_job
@@ -28,6 +29,8 @@ __all__ = [
     "get_jobs",
     "wait_for_jobs",
 ]
+
+logger: Final = logging.getLogger("koodrive_async")
 
 T = TypeVar("T")
 # Marks the end of the ids: None could be an (invalid) id the caller must hear about.
@@ -58,6 +61,17 @@ class _Throttled:
         async with self._slots:
             left = _left(total_timeout, self._clock() - queued)
             await self._source.cancel_job(job_id, total_timeout=left)
+
+
+def _slots(concurrency: int, pool: int | None) -> int:
+    """``concurrency``, checked, and capped at the connection pool's size: more requests in
+    flight than the pool holds would only queue inside aiohttp, where queued requests starve
+    (p99 in seconds)."""
+    check_count("concurrency", concurrency)
+    if pool is not None and concurrency > pool:
+        logger.info("concurrency %d capped at the connection pool's %d", concurrency, pool)
+        return pool
+    return concurrency
 
 
 def _left(total_timeout: float | None, waited: float) -> float | None:
@@ -183,10 +197,16 @@ def get_jobs(
     job_ids: Iterable[str],
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
+    pool: int | None = None,
     timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
     total_timeout: float | None = None,
 ) -> AsyncIterator[tuple[str, JobDetail | KooDriveError]]:
-    """Look up many jobs; see ``KooDriveClient.get_jobs`` (which checks the arguments)."""
+    """Look up many jobs; see ``KooDriveClient.get_jobs``. Arguments are checked at once
+    (``pool``: the connection pool's size, which caps ``concurrency``)."""
+    concurrency = _slots(concurrency, pool)
+    if not isinstance(timeout, UseClientDefault):
+        check_seconds("timeout", timeout)
+    check_seconds("total_timeout", total_timeout)
     # get_job validates the id (InvalidJobIdError): a partial spares a frame per lookup.
     lookup = functools.partial(source.get_job, timeout=timeout, total_timeout=total_timeout)
     # A lookup holds its worker from start to end: the worker count is the bound.
@@ -198,6 +218,7 @@ def wait_for_jobs(
     job_ids: Iterable[str],
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
+    pool: int | None = None,
     max_waits: int = DEFAULT_MAX_WAITS,
     timeout: float | None,
     poll: PollPolicy | None = None,
@@ -211,9 +232,12 @@ def wait_for_jobs(
     rng: Random = random.random,
     wall_clock: Clock = time.time,
 ) -> AsyncIterator[tuple[str, JobResult | KooDriveError]]:
-    """Wait for many jobs; see ``KooDriveClient.wait_for_jobs`` (which checks the
-    arguments)."""
-    throttled = _Throttled(source, concurrency, clock)
+    """Wait for many jobs; see ``KooDriveClient.wait_for_jobs``. Arguments are checked at
+    once (``pool``: the connection pool's size, which caps ``concurrency``)."""
+    throttled = _Throttled(source, _slots(concurrency, pool), clock)
+    check_count("max_waits", max_waits)
+    check_seconds("timeout", timeout)
+    check_seconds("stall_timeout", stall_timeout)
 
     # A partial, not a wrapper coroutine: one frame less per waiting job (about 400 bytes).
     wait = functools.partial(

@@ -26,8 +26,11 @@ async def test_get_jobs_timeout_is_per_attempt_and_total_timeout_per_lookup() ->
             assert all(isinstance(o, kd.RequestTimeoutError) for o in outcomes), outcomes
             assert "within 0.2 s" in str(outcomes[0]), "the message names the attempt's limit"
             assert time.monotonic() - started < 1.5
+        # Retries 0.01 s apart at most: each lookup has room for a retry within its 0.5 s.
         async with kd.KooDriveClient(emulator.base_url, user_id=emulator.user_id,
-                                     auth=kd.TokenAuth(emulator.token)) as client:
+                                     auth=kd.TokenAuth(emulator.token),
+                                     retry=kd.RetryPolicy(initial_delay=0.01, max_delay=0.01),
+                                     ) as client:
             sent = len(emulator.requests)
             started = time.monotonic()
             outcomes = [o async for _, o in client.get_jobs(ids, timeout=0.2,
@@ -45,6 +48,23 @@ async def test_get_jobs_refuses_a_bad_timeout_at_once_naming_it(
         client.get_jobs(["1"], total_timeout=-1)
     with pytest.raises(ValueError, match=r"^timeout"):
         client.get_jobs(["1"], timeout=0)
+    assert emulator.requests == []
+
+
+async def test_list_jobs_and_wait_for_jobs_refuse_bad_arguments_when_called(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient
+) -> None:
+    # At the call, not at the first iteration: the traceback points at the caller's line.
+    with pytest.raises(ValueError, match="page_size"):
+        client.list_jobs(page_size=0)
+    with pytest.raises(ValueError, match="status must be one of"):
+        client.list_jobs(status="running")
+    with pytest.raises(ValueError, match="^stall_timeout"):
+        client.wait_for_jobs(["1"], stall_timeout=-1)
+    with pytest.raises(ValueError, match="^timeout"):
+        client.wait_for_jobs(["1"], timeout=float("nan"))
+    with pytest.raises(ValueError, match="max_waits"):
+        client.wait_for_jobs(["1"], max_waits=0)
     assert emulator.requests == []
 
 
