@@ -59,9 +59,9 @@ async def test_list_jobs_and_wait_for_jobs_refuse_bad_arguments_when_called(
         client.list_jobs(page_size=0)
     with pytest.raises(ValueError, match="status must be one of"):
         client.list_jobs(status="running")
-    with pytest.raises(ValueError, match="^stall_timeout"):
+    with pytest.raises(ValueError, match=r"^stall_timeout"):
         client.wait_for_jobs(["1"], stall_timeout=-1)
-    with pytest.raises(ValueError, match="^timeout"):
+    with pytest.raises(ValueError, match=r"^timeout"):
         client.wait_for_jobs(["1"], timeout=float("nan"))
     with pytest.raises(ValueError, match="max_waits"):
         client.wait_for_jobs(["1"], max_waits=0)
