@@ -54,6 +54,7 @@ from koodrive_async.contrib.temporal import (  # noqa: E402
     WaitForJobInput,
     WaitForJobWorkflow,
     WaitOutcome,
+    workflow_runner,
 )
 from koodrive_async.testing import Fault, KooDriveEmulator  # noqa: E402
 
@@ -98,7 +99,7 @@ async def harness() -> AsyncIterator[Harness]:
         queue = f"koodrive-{uuid.uuid4()}"
         async with Worker(
             env.client, task_queue=queue, workflows=[WaitForJobWorkflow],
-            activities=KooDriveActivities(client).all(),
+            activities=KooDriveActivities(client).all(), workflow_runner=workflow_runner(),
         ):
             yield Harness(env.client, emu, queue)
 
