@@ -1,20 +1,23 @@
 """Checkpoints: the state of a wait after every answered poll, and resuming from the last one.
 
 Over real sockets to the emulator in virtual time: the client's clock, sleep and wall clock
-and the emulator's job clock move together.
+and the emulator's job clock move together; the last test kills a waiting process for real.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
+import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import koodrive_async as kd
-from koodrive_async.testing import KooDriveEmulator
+from koodrive_async.testing import KooDriveEmulator, ManualClock
 
 from .conftest import VirtualTime, make_client
 
@@ -128,3 +131,59 @@ async def test_watch_job_checkpoints_every_answered_poll(
     assert snapshots[-1].terminal
     polls = sum(1 for r in emulator.requests if r.path.endswith(job_id))
     assert len(saved) == polls >= len(snapshots)
+
+
+#: The waiting process of the next test: checkpoints to a file (replaced atomically), as a
+#: service would to its store, until it is killed.
+_WAITER = """
+import asyncio, json, os, sys
+import koodrive_async as kd
+base_url, token, user_id, job_id, path = sys.argv[1:]
+
+def save(state):
+    with open(path + ".tmp", "w") as file:
+        json.dump(state, file)
+    os.replace(path + ".tmp", path)
+
+async def main():
+    async with kd.KooDriveClient(base_url, user_id=user_id, auth=kd.TokenAuth(token)) as client:
+        await client.wait_for_job(job_id, poll=kd.PollPolicy.fixed(0.05), on_checkpoint=save)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_state_saved_by_a_killed_process_resumes_in_another(tmp_path: Path) -> None:
+    clock = ManualClock(1000.0)  # the job is processing until the test moves this clock
+    saved_path = tmp_path / "state.json"
+    with KooDriveEmulator(clock=clock).run_in_thread() as emu:
+        job_id = emu.add_job(pending_for=0.0, duration=60.0)
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-W", "error", "-c", _WAITER, emu.base_url, emu.token,
+            emu.user_id, job_id, str(saved_path),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            async with asyncio.timeout(60):
+                while not (saved_path.exists()
+                           and json.loads(saved_path.read_text())["polls"] >= 5):
+                    assert child.returncode is None, await child.communicate()
+                    await asyncio.sleep(0.02)
+        finally:
+            child.kill()  # SIGKILL: no cleanup, only the saved state survives
+            await child.communicate()
+        state = json.loads(saved_path.read_text())
+        killed_at = time.time()
+        polled_by_child = sum(r.path.endswith("/" + job_id) for r in emu.requests)
+        await asyncio.sleep(0.5)  # dead time, before another process takes over
+        clock.advance(120.0)  # the job has completed meanwhile
+        async with kd.KooDriveClient(emu.base_url, user_id=emu.user_id,
+                                     auth=kd.TokenAuth(emu.token)) as client:
+            result = await client.wait_for_job(job_id, resume=state)
+        total = sum(r.path.endswith("/" + job_id) for r in emu.requests)
+    assert result.ok
+    # Polls add up: the saved ones, plus this process's single poll (the job had ended).
+    assert result.polls == state["polls"] + 1
+    assert total - polled_by_child == 1 and polled_by_child >= state["polls"]
+    # elapsed counts the dead time since the state was saved (wall clock, saved_at).
+    assert result.elapsed >= state["elapsed"] + (killed_at - state["saved_at"]) + 0.5
