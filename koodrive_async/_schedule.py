@@ -174,7 +174,7 @@ class PollSchedule:
             # the run), but no time difference across the gap is meaningful.
             self._gap = False
             run.prior_rate = run.rate(bounded=False) or run.prior_rate
-            run.events.clear()
+            run.events = ()
         if self._first_t is None:
             self._first_t = now
         was_stale = run.stale(self._tuning.stale_steps)
@@ -184,20 +184,20 @@ class PollSchedule:
         run.last_t = now
         if status == JobStatus.PENDING:
             run.progress = progress
-            run.restart(None)
+            run.restart()
             return
-        previous = run.progress if run.start is not None else None
+        previous = run.progress if run.start_t is not None else None
         if previous_status == JobStatus.PENDING and previous_t is not None and not gap:
             # A job that just started may be short: look again soon. It was at 0 when last
             # seen pending, so its run starts there, and its progress since is a first event.
             self._fallback = self._policy.initial_interval
-            run.restart((previous_t, 0))
+            run.restart(previous_t, 0)
             previous = 0
         run.progress = progress
         if progress is None:
-            run.restart(None)
+            run.restart()
         elif previous is None or previous_t is None or progress < previous:
-            run.restart((now, progress))
+            run.restart(now, progress)
             run.prior_rate = None
         elif gap:
             # Moved across the gap at some unknown time: not an event.
@@ -206,13 +206,13 @@ class PollSchedule:
             if was_stale:
                 # Moving again after a stall: the rate from before the stall says nothing
                 # about the speed now, so a new run starts at the last stalled poll.
-                run.restart((previous_t, previous))
-            run.events.append(Change(now, progress, max(now - previous_t, 0.0)))
+                run.restart(previous_t, previous)
+            run.add(Change(now, progress, max(now - previous_t, 0.0)))
             run.trim(self._tuning.rate_window)
-        elif not run.events and run.start is not None:
+        elif not run.events and run.start_t is not None:
             # Not moved yet: the run starts at the last poll before it moves, so a job that
             # sat at 0 for long and then starts is not taken for a slow one.
-            run.start = (now, progress)
+            run.start_t, run.start_progress = now, progress
 
     def next_delay(self, now: float) -> float:
         """Seconds to wait before the next poll.
