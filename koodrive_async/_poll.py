@@ -9,6 +9,7 @@ benchmark), with an injectable clock, sleep and rng.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import time
@@ -330,6 +331,11 @@ def _timeout_error(
     )
 
 
+# Limits are immutable and a fan-out's waits share theirs: one object, not one per wait
+# (72 bytes each).
+_limits: Final = functools.lru_cache(maxsize=64)(Limits)
+
+
 def prepare(
     job_id: str,
     *,
@@ -346,11 +352,9 @@ def prepare(
     if poll is not None and not isinstance(poll, PollPolicy):
         raise TypeError(f"poll must be a PollPolicy, not {type(poll).__name__}")
     policy = poll if poll is not None else PollPolicy()
-    limits = Limits(
-        timeout=check_seconds("timeout", timeout),
-        stall_timeout=check_seconds("stall_timeout", stall_timeout),
-        max_pause=policy.max_interval,
-        wall_clock=wall_clock,
+    limits = _limits(
+        check_seconds("timeout", timeout), check_seconds("stall_timeout", stall_timeout),
+        policy.max_interval, wall_clock,
     )
     tally = Tally(started=clock())
     if resume is not None:
