@@ -8,6 +8,8 @@ Look up batch jobs, create and cancel them, and wait for them to end::
         detail = await client.get_job(job_id)
 """
 
+import logging as _logging
+
 from ._convert import from_wire, to_wire
 from .auth import AppAuth, TokenAuth
 from .client import KooDriveClient
@@ -59,6 +61,9 @@ from .models import (
 from .waiter import DEFAULT_WAIT_TIMEOUT
 
 __version__ = "0.1.0"
+
+# The library logs; the application decides where to (botocore's and stamina's way).
+_logging.getLogger("koodrive_async").addHandler(_logging.NullHandler())
 
 __all__ = [
     "DEFAULT_CONCURRENCY",

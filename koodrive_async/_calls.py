@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import functools
 import logging
+import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 import orjson
 
 from . import _envelope as envelope
+from . import _protocol as proto
+from . import _telemetry as telemetry
 from ._redact import Secret
 from ._retry import Retrier
 from ._transport import Transport
@@ -21,9 +24,11 @@ from .auth import AuthFlow
 from .config import USE_CLIENT_DEFAULT, UseClientDefault, check_seconds
 from .errors import AuthenticationError, RequestTimeoutError
 
-__all__ = ["Caller", "Timeout"]
+__all__ = ["Caller", "Timeout", "operation_name"]
 
-logger: Final = logging.getLogger("koodrive_async")
+logger: Final = logging.getLogger("koodrive_async.http")
+# An auth flow's reason to send again after a 401, as koodrive.client.retries counts it.
+_RESEND_REASONS: Final = {"clock": "skew", "token": "token"}
 
 Timeout = float | UseClientDefault | None
 
@@ -81,27 +86,34 @@ class Caller:
         )
         self.transport.check_loop()
         payload = orjson.dumps(body) if body is not None else b""
+        name = operation_name(method, path)
         # A partial, not a closure or a coroutine of ours: no frame more per request.
         attempt = functools.partial(
-            self._attempt, method, path, query, payload, extra_headers, limit, deadline
+            self._attempt, method, path, name, query, payload, extra_headers, limit, deadline
         )
-        return self.retrier.run(
+        call = self.retrier.run(
             attempt, method=method, path=path, deadline=deadline, idempotent=idempotent,
-            closed=self.transport.is_closed,
+            closed=self.transport.is_closed, operation=name,
         )
+        if telemetry.AVAILABLE and telemetry.tracing():  # else no span, and no frame more
+            return telemetry.operation(name, _job_id(name, path, body), call)
+        return call
 
     async def _attempt(
         self,
         method: str,
         path: str,
+        name: str,
         query: Sequence[tuple[str, str]],
         payload: bytes,
         extra_headers: dict[str, str] | None,
         limit: float | None,
         deadline: float | None,
+        number: int,
     ) -> Any:
-        """One attempt: authorized, sent, and sent again after a 401 the auth flow explains
-        (clock skew, an expired token), each send within the time left."""
+        """Attempt ``number`` of the retry loop: authorized, sent, and sent again after a 401
+        the auth flow explains (clock skew, an expired token), each send within the time
+        left."""
         resent: list[str] = []
         while True:
             started = self._clock()
@@ -125,7 +137,8 @@ class Caller:
                 raise RequestTimeoutError(f"{method} {path}: no time left after the token")
             try:
                 return await self.transport.send(
-                    method, path, query, payload, headers, timeout=left
+                    method, path, query, payload, headers, timeout=left, operation=name,
+                    attempt=number,
                 )
             except AuthenticationError as exc:
                 # Rejected before any work was done: safe to send again, even a CreateJob.
@@ -133,5 +146,29 @@ class Caller:
                     exc, generation=generation, resent=resent
                 ):
                     raise
-                logger.info("%s %s: 401 (%s); sending again", method, path, resent[-1])
+                reason = _RESEND_REASONS.get(resent[-1], resent[-1])
+                telemetry.retried(reason)
+                logger.debug(
+                    "%s: 401 (%s); sending again", name, resent[-1],
+                    extra={"koodrive.operation": name, "koodrive.attempt": number,
+                           "koodrive.reason": reason},
+                )
+
+
+def operation_name(method: str, path: str) -> str:
+    """The API operation a request is: GetJobDetail, GetJobList, CreateJob, CancelJob."""
+    if path == proto.JOBS_PATH:
+        return "CreateJob" if method == "POST" else "GetJobList"
+    if path == proto.CANCEL_PATH:
+        return "CancelJob"
+    return "GetJobDetail"
+
+
+def _job_id(name: str, path: str, body: Any) -> str | None:
+    if name == "GetJobDetail":
+        return urllib.parse.unquote(path[len(proto.API_PREFIX):])
+    if name == "CancelJob" and isinstance(body, dict):
+        job_id = body.get("jobId")
+        return job_id if isinstance(job_id, str) else None
+    return None
 

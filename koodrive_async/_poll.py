@@ -52,7 +52,7 @@ __all__ = [
     "snapshots",
 ]
 
-logger: Final = logging.getLogger("koodrive_async")
+logger: Final = logging.getLogger("koodrive_async.wait")
 
 #: Seconds granted to the last poll, made at the deadline: a wait may overrun by this much.
 FINAL_POLL_TIMEOUT: Final = 5.0
@@ -224,7 +224,9 @@ async def snapshots(
                 raise _timeout_error(
                     job_id, tally, schedule, clock(), limits, last_failure
                 ) from exc
-            logger.debug("job %s: poll failed (%s); polling again later", job_id, exc)
+            logger.debug("job %s: poll failed (%s); polling again later", job_id, exc,
+                         extra={"koodrive.job_id": job_id, "koodrive.polls": tally.polls,
+                                "koodrive.error": type(exc).__name__})
             if failures is None:
                 failures = Backoff(initial=_FAILURE_DELAY, multiplier=2.0,
                                    maximum=_MAX_FAILURE_DELAY, rng=rng)
@@ -238,6 +240,8 @@ async def snapshots(
             now = clock()
             status = detail.status
             schedule.observe(now, int(status), detail.progress)
+            if logger.isEnabledFor(logging.DEBUG):
+                _log_poll(job_id, tally.polls, detail)
             key = (int(status), detail.progress)
             changed = key != last_key or detail.terminal
             if changed:
@@ -292,11 +296,22 @@ async def call_back(
             raise CallbackError(
                 f"job {job_id}: {what} raised TimeoutError: {exc}", job_id=job_id
             ) from exc
-        logger.warning("job %s: %s outlasted the wait; cancelled", job_id, what)
+        logger.warning("job %s: %s outlasted the wait; cancelled", job_id, what,
+                       extra={"koodrive.job_id": job_id})
     except Exception as exc:
         raise CallbackError(
             f"job {job_id}: {what} raised {type(exc).__name__}: {exc}", job_id=job_id
         ) from exc
+
+
+def _log_poll(job_id: str, polls: int, detail: JobDetail) -> None:
+    # The snapshot in words only: never its download URL, whose query is a credential.
+    logger.debug(
+        "job %s: poll %d: %s", job_id, polls, describe(detail),
+        extra={"koodrive.job_id": job_id, "koodrive.polls": polls,
+               "koodrive.status": None if detail.status is None else int(detail.status),
+               "koodrive.progress": detail.progress},
+    )
 
 
 def describe(detail: JobDetail) -> str:
@@ -362,6 +377,12 @@ def prepare(
             raise ValueError("give resume or schedule, not both")
         schedule, tally.polls, tally.elapsed_before = _resume(
             job_id, resume, policy, tally.started, wall_clock=wall_clock
+        )
+        logger.info(
+            "job %s: resuming a wait after %d polls and %.1f s", job_id, tally.polls,
+            tally.elapsed_before,
+            extra={"koodrive.job_id": job_id, "koodrive.polls": tally.polls,
+                   "koodrive.elapsed": tally.elapsed_before},
         )
     elif schedule is None:
         schedule = PollSchedule(policy)

@@ -12,6 +12,7 @@ from typing import Final, TypeVar
 
 import backoff
 
+from . import _telemetry as telemetry
 from ._protocol import is_retryable
 from .config import RetryPolicy
 from .errors import (
@@ -21,6 +22,7 @@ from .errors import (
     KooDriveError,
     RateLimitError,
     RequestTimeoutError,
+    TransportError,
 )
 
 __all__ = [
@@ -30,9 +32,10 @@ __all__ = [
     "Backoff",
     "Retrier",
     "RetryBudget",
+    "retry_reason",
 ]
 
-logger: Final = logging.getLogger("koodrive_async")
+logger: Final = logging.getLogger("koodrive_async.http")
 
 T = TypeVar("T")
 Clock = Callable[[], float]
@@ -151,19 +154,21 @@ class Retrier:
 
     async def run(
         self,
-        attempt: Callable[[], Awaitable[T]],
+        attempt: Callable[[int], Awaitable[T]],
         *,
         method: str,
         path: str,
         deadline: float | None,
         idempotent: bool,
         closed: Callable[[], bool],
+        operation: str = "",
     ) -> T:
-        """``attempt()`` until it succeeds or an error is not worth retrying.
+        """``attempt(number)`` (1, 2 ...) until it succeeds or an error is not worth retrying.
 
         Args:
             attempt: One try; it bounds itself by ``deadline``.
             method, path: The request, for messages.
+            operation: Its API operation (GetJobDetail ...), for logs.
             deadline: On ``clock``: no retry starts after it, no pause runs past it.
             idempotent: False for a request that must not be sent twice: then only a
                 connection that could not be opened, or a 429, is retried.
@@ -175,7 +180,7 @@ class Retrier:
             try:
                 if self._paused_until > self._clock():
                     await self._wait_for_pause(call, deadline)
-                result = await attempt()
+                result = await attempt(call.attempts)
             except ClientClosedError:
                 raise
             except KooDriveError as exc:
@@ -183,18 +188,25 @@ class Retrier:
                     raise ClientClosedError(f"{method} {path}: the client was closed") from exc
                 if isinstance(exc, APIError) and exc.retry_after:
                     self._pause(exc.retry_after)
-                delay = self._delay(exc, call, deadline, idempotent=idempotent)
+                delay = self._delay(exc, call, deadline, idempotent=idempotent,
+                                    operation=operation or path)
                 if delay is None:
                     raise
-                logger.debug("%s %s: %s; retry %d in %.2f s", method, path, exc, call.attempts,
-                             delay)
+                reason = retry_reason(exc)
+                telemetry.retried(reason)
+                logger.debug(
+                    "%s %s: %s; attempt %d in %.2f s", method, path, exc, call.attempts, delay,
+                    extra={"koodrive.operation": operation, "koodrive.attempt": call.attempts,
+                           "koodrive.reason": reason, "koodrive.delay": delay},
+                )
                 await self._sleep(delay)
             else:
                 self.budget.succeeded(call.spent)
                 return result
 
     def _delay(
-        self, exc: KooDriveError, call: _Call, deadline: float | None, *, idempotent: bool
+        self, exc: KooDriveError, call: _Call, deadline: float | None, *, idempotent: bool,
+        operation: str,
     ) -> float | None:
         """Seconds to wait before retrying after ``exc``, or None to raise it."""
         policy = self.policy
@@ -221,7 +233,11 @@ class Retrier:
             return None
         cost = self.budget.acquire(after_timeout=isinstance(exc, RequestTimeoutError))
         if cost is None:
-            logger.warning("retry budget exhausted (%r): not retrying %s", self.budget, exc)
+            logger.warning(
+                "%s: retry budget exhausted (%r): not retrying %s", operation, self.budget, exc,
+                extra={"koodrive.operation": operation, "koodrive.attempt": call.attempts,
+                       "koodrive.reason": retry_reason(exc)},
+            )
             return None
         call.spent += cost
         call.attempts += 1
@@ -250,3 +266,13 @@ class Retrier:
                 " time", http_status=429, retry_after=pause,
             )
         await self._sleep(pause)
+
+
+def retry_reason(exc: KooDriveError) -> str:
+    """Why a request is sent again, as ``koodrive.client.retries`` counts it: ``429``,
+    ``5xx``, ``transport`` (no answer), or another status (``408``)."""
+    if isinstance(exc, RateLimitError):
+        return "429"
+    if isinstance(exc, APIError):
+        return "5xx" if exc.http_status >= 500 else str(exc.http_status)
+    return "transport" if isinstance(exc, TransportError) else type(exc).__name__

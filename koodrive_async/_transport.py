@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ import yarl
 from . import _envelope as envelope
 from . import _protocol as proto
 from . import _stamps as stamps
+from . import _telemetry as telemetry
 from .auth import Auth
 from .config import check_count, check_header_value
 from .errors import (
@@ -37,6 +39,8 @@ from .errors import (
 )
 
 __all__ = ["Transport", "check_base_url", "read_capped"]
+
+logger: Final = logging.getLogger("koodrive_async.http")
 
 _LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost.localdomain"})
 # Retry-After values are kept up to a day, to report them; waiting is capped by the policy.
@@ -153,6 +157,9 @@ class Transport:
                 timeout=aiohttp.ClientTimeout(total=None),
                 json_serialize=lambda obj: orjson.dumps(obj).decode(),
                 auto_decompress=True,
+                # Ours comes before the OpenTelemetry instrumentation's, which its
+                # ClientSession.__init__ hook appends: see _telemetry._on_request_done.
+                trace_configs=telemetry.trace_configs(),
             )
         return self._session
 
@@ -222,8 +229,13 @@ class Transport:
         headers: dict[str, str],
         *,
         timeout: float | None,
+        operation: str = "",
+        attempt: int = 1,
     ) -> Any:
         """Send one request and return its envelope's data.
+
+        ``operation`` (GetJobDetail ...) and ``attempt`` (the retry loop's, from 1) are for
+        the DEBUG record ``koodrive_async.http`` logs of it.
 
         Raises:
             TransportError: No answer (ConnectError: the connection could not be opened;
@@ -235,10 +247,13 @@ class Transport:
         url = self.base.with_path(self._prefix + path, encoded=True)
         if query:
             url = url.with_query(query)
+        started = time.perf_counter()
+        status: int | None = None
         try:
             async with session.request(
                 method, url, data=payload or None, headers=headers,
                 timeout=self._client_timeout(timeout), allow_redirects=False,
+                trace_request_ctx=telemetry.attempt(trace_id) if telemetry.AVAILABLE else None,
             ) as response:
                 status = response.status
                 date_header = response.headers.get("Date")
@@ -263,6 +278,9 @@ class Transport:
             raise ClientClosedError(
                 f"{method} {path}: the client's aiohttp session is closed"
             ) from exc
+        finally:
+            if logger.isEnabledFor(logging.DEBUG):
+                _log_attempt(method, operation, status, attempt, started, trace_id)
         # server_clock_offset ignores an implausible Date (a year outside 1970..9998, or more
         # than 7 days from our clock): one bad answer must not push X-Date out of range.
         offset = stamps.server_clock_offset(date_header, self._wall_clock())
@@ -292,6 +310,20 @@ class Transport:
         if usual is None:
             self._usual_seconds, self._usual_timeout = seconds, timeout
         return timeout
+
+
+def _log_attempt(
+    method: str, operation: str, status: int | None, attempt: int, started: float,
+    trace_id: str,
+) -> None:
+    elapsed = time.perf_counter() - started
+    logger.debug(
+        "%s %s attempt %d: %s in %.3f s (trace id %s)", method, operation, attempt,
+        "no answer" if status is None else f"HTTP {status}", elapsed, trace_id,
+        extra={"koodrive.operation": operation, "koodrive.method": method,
+               "koodrive.status": status, "koodrive.attempt": attempt,
+               "koodrive.elapsed": elapsed, "koodrive.trace_id": trace_id},
+    )
 
 
 async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:

@@ -30,7 +30,7 @@ __all__ = [
     "wait_for_jobs",
 ]
 
-logger: Final = logging.getLogger("koodrive_async")
+logger: Final = logging.getLogger("koodrive_async.http")
 
 T = TypeVar("T")
 # Marks the end of the ids: None could be an (invalid) id the caller must hear about.
@@ -69,7 +69,7 @@ def _slots(concurrency: int, pool: int | None) -> int:
     (p99 in seconds)."""
     check_count("concurrency", concurrency)
     if pool is not None and concurrency > pool:
-        logger.info("concurrency %d capped at the connection pool's %d", concurrency, pool)
+        logger.debug("concurrency %d capped at the connection pool's %d", concurrency, pool)
         return pool
     return concurrency
 

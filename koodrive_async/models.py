@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -281,6 +281,21 @@ class JobResult:
             not in (TaskResultCode.PARTIALLY_FAILED, TaskResultCode.ALL_FAILED)
             and not self.failed
         )
+
+    @property
+    def outcome(self) -> Literal["ok", "partially_failed", "failed", "canceled"]:
+        """How the job ended, in one word (the word spans, metrics and Temporal use):
+        ``ok``; ``canceled``; ``failed`` when ``taskResultCode`` says all failed, or when it
+        is absent and every file failed; else ``partially_failed``."""
+        if self.canceled:
+            return "canceled"
+        if self.ok:
+            return "ok"
+        code = self.task_result_code
+        if code == TaskResultCode.ALL_FAILED or (code is None and self.failed
+                                                 and not self.succeeded):
+            return "failed"
+        return "partially_failed"
 
     def raise_for_outcome(self) -> JobResult:
         """Return self when ``ok``; raise otherwise.

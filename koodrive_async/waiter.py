@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from typing import Any, Final
 
+from . import _telemetry as telemetry
 from ._poll import (
     FINAL_POLL_TIMEOUT,
     MAX_MALFORMED_POLLS,
@@ -48,7 +49,7 @@ __all__ = [
     "watch_job",
 ]
 
-logger: Final = logging.getLogger("koodrive_async")
+logger: Final = logging.getLogger("koodrive_async.wait")
 
 #: Seconds a whole wait may take by default.
 DEFAULT_WAIT_TIMEOUT: Final = 900.0
@@ -67,9 +68,11 @@ async def _cancel_quietly(source: JobSource, job_id: str) -> None:
     try:
         await source.cancel_job(job_id, total_timeout=REMOTE_CANCEL_TIMEOUT)
     except KooDriveError as exc:
-        logger.warning("job %s: CancelJob on exit failed: %s", job_id, exc)
+        logger.warning("job %s: CancelJob on exit failed: %s", job_id, exc,
+                       extra={"koodrive.job_id": job_id})
     else:
-        logger.info("job %s: canceled on the server as the wait ended", job_id)
+        logger.info("job %s: canceled on the server as the wait ended", job_id,
+                    extra={"koodrive.job_id": job_id})
 
 
 async def _cancel_on_exit(source: JobSource, job_id: str) -> None:
@@ -120,29 +123,30 @@ async def wait_for_job(
     )
     deadline = None if limits.timeout is None else tally.started + limits.timeout
     terminal: JobDetail | None = None
-    try:
-        stream = snapshots(
-            source, job_id, limits=limits, schedule=schedule, clock=clock, sleep=sleep,
-            rng=rng, tally=tally, checkpoint=_checkpointer(on_checkpoint, job_id),
+    with telemetry.start_wait(job_id, resumed=resume is not None, tally=tally, clock=clock):
+        try:
+            stream = snapshots(
+                source, job_id, limits=limits, schedule=schedule, clock=clock, sleep=sleep,
+                rng=rng, tally=tally, checkpoint=_checkpointer(on_checkpoint, job_id),
+            )
+            try:  # not aclosing(): its instance and __dict__ cost each wait about 150 bytes
+                async for terminal in stream:
+                    if on_progress is not None:
+                        left = None if deadline is None else deadline - clock()
+                        await call_back(on_progress, "on_progress", job_id, terminal, left)
+            finally:
+                await stream.aclose()
+        except (WaitEndedError, asyncio.CancelledError):
+            if cancel_job_on_exit:
+                await _cancel_on_exit(source, job_id)
+            raise
+        assert terminal is not None and terminal.terminal  # the loop ends only there
+        result = JobResult(
+            job_id=job_id,
+            detail=terminal,
+            polls=tally.polls,
+            elapsed=tally.elapsed_before + (clock() - tally.started),
         )
-        try:  # not aclosing(): its instance and __dict__ cost each wait about 150 bytes
-            async for terminal in stream:
-                if on_progress is not None:
-                    left = None if deadline is None else deadline - clock()
-                    await call_back(on_progress, "on_progress", job_id, terminal, left)
-        finally:
-            await stream.aclose()
-    except (WaitEndedError, asyncio.CancelledError):
-        if cancel_job_on_exit:
-            await _cancel_on_exit(source, job_id)
-        raise
-    assert terminal is not None and terminal.terminal  # the loop ends only there
-    result = JobResult(
-        job_id=job_id,
-        detail=terminal,
-        polls=tally.polls,
-        elapsed=tally.elapsed_before + (clock() - tally.started),
-    )
     return result.raise_for_outcome() if check else result
 
 
@@ -168,14 +172,24 @@ async def watch_job(
         job_id, timeout=timeout, stall_timeout=stall_timeout, poll=poll, resume=resume,
         schedule=None, clock=clock, wall_clock=wall_clock,
     )
-    try:
-        async with aclosing(snapshots(
-            source, job_id, limits=limits, schedule=schedule, clock=clock, sleep=sleep,
-            rng=rng, tally=tally, checkpoint=_checkpointer(on_checkpoint, job_id),
-        )) as stream:
-            async for detail in stream:
-                yield detail
-    except (WaitEndedError, asyncio.CancelledError):
-        if cancel_job_on_exit:
-            await _cancel_on_exit(source, job_id)
-        raise
+    # Current only while polling: a context set across a yield would leak into the
+    # consumer's code, and be reset in another context if it stops early.
+    with telemetry.start_wait(job_id, resumed=resume is not None, tally=tally, clock=clock,
+                              current=False) as wait:
+        try:
+            async with aclosing(snapshots(
+                source, job_id, limits=limits, schedule=schedule, clock=clock, sleep=sleep,
+                rng=rng, tally=tally, checkpoint=_checkpointer(on_checkpoint, job_id),
+            )) as stream:
+                while True:
+                    with wait.polling():
+                        try:
+                            detail = await stream.__anext__()
+                        except StopAsyncIteration:
+                            break
+                    yield detail
+        except (WaitEndedError, asyncio.CancelledError):
+            if cancel_job_on_exit:
+                with wait.polling():
+                    await _cancel_on_exit(source, job_id)
+            raise

@@ -346,3 +346,25 @@ async def test_leaving_watch_job_early_stops_its_polling(
     for _ in range(10):
         await asyncio.sleep(0)
     assert len(emulator.requests) == polls
+
+
+@pytest.mark.parametrize(("status", "code", "files", "outcome"), [
+    (2, 1, ["1", "1"], "ok"),
+    (2, None, [], "ok"),
+    (3, 1, ["1"], "canceled"),
+    (2, 2, ["1", "2"], "partially_failed"),
+    (2, 3, ["2", "2"], "failed"),
+    (2, None, ["2", "2"], "failed"),  # no code: every file failed
+    (2, None, ["1", "2"], "partially_failed"),
+])
+def test_a_result_s_outcome_in_one_word(
+    status: int, code: int | None, files: list[str], outcome: str
+) -> None:
+    info: dict[str, Any] = {"taskId": "1309243162258308352", "status": status, "progress": 100}
+    if code is not None:
+        info["taskResultCode"] = code
+    detail = kd.from_wire(kd.JobDetail, {
+        "jobInfo": info,
+        "taskInfos": [{"fileId": f"f{i}", "status": s} for i, s in enumerate(files)],
+    })
+    assert kd.JobResult(job_id="1309243162258308352", detail=detail).outcome == outcome

@@ -27,6 +27,7 @@ from ._exit import (
     EXIT_TIMEOUT,
     EXIT_USAGE,
     CliError,
+    UsageError,
 )
 
 if TYPE_CHECKING:
@@ -61,13 +62,31 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
-def _log_to_stderr() -> None:
+#: What ``$KOODRIVE_LOG`` may say, and the level each means.
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+              "error": logging.ERROR}
+
+
+def _log_level(verbose: bool, env: Mapping[str, str]) -> int:
+    """DEBUG with ``--verbose``, else ``$KOODRIVE_LOG``'s level, else WARNING."""
+    if verbose:
+        return logging.DEBUG
+    name = env.get("KOODRIVE_LOG", "").strip().lower()
+    if not name:
+        return logging.WARNING
+    if name not in LOG_LEVELS:
+        raise UsageError(f"KOODRIVE_LOG must be one of {', '.join(LOG_LEVELS)}, not {name!r}")
+    return LOG_LEVELS[name]
+
+
+def _log_to_stderr(level: int = logging.WARNING) -> None:
     # The library logs a failed CancelJob-on-exit as a warning: the user must see that.
     handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
+    shape = "%(message)s" if level >= logging.WARNING else "%(levelname)s %(name)s: %(message)s"
+    handler.setFormatter(logging.Formatter(f"{PROG}: {shape}"))
     logger = logging.getLogger("koodrive_async")
     logger.addHandler(handler)
-    logger.setLevel(logging.WARNING)
+    logger.setLevel(level)
 
 
 async def _run(command: Command, args: argparse.Namespace, env: Mapping[str, str]) -> int:
@@ -135,14 +154,16 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
         return command.forward([*before, *after], f"{PROG} {name}")
     args = parsers[name].parse_intermixed_args([*before, *after])
     args.command = name
+    env = os.environ if env is None else env
     try:
         check_text(parsers[name], args)
+        level = _log_level(bool(getattr(args, "verbose", False)), env)
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return exc.code
-    _log_to_stderr()
+    _log_to_stderr(level)
     try:
-        code = asyncio.run(_run(command, args, os.environ if env is None else env))
+        code = asyncio.run(_run(command, args, env))
         sys.stdout.flush()  # here, not at exit, so that a closed pipe is seen below
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr, flush=True)

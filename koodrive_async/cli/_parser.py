@@ -24,8 +24,11 @@ configuration: --base-url/$KOODRIVE_BASE_URL, --user-id/$KOODRIVE_USER_ID, and
   --allow-insecure-http/$KOODRIVE_ALLOW_INSECURE_HTTP=1 for a plain http:// service.
 exit codes: 0 all ok; 1 API or transport error; 2 usage error; 3 timeout;
   4 a job ended canceled or with failed files; 130 interrupted (Ctrl-C).
-global options (--json, --no-progress and the connection flags) go before or after the
-  command: koodrive-async --json list, koodrive-async list --json.
+logging: --verbose (or $KOODRIVE_LOG=debug) writes each HTTP attempt and each poll to stderr
+  (loggers koodrive_async.http and koodrive_async.wait); $KOODRIVE_LOG=info: resumes and
+  cancellations only; the default shows warnings. Secrets are never logged.
+global options (--json, --no-progress, --verbose and the connection flags) go before or
+  after the command: koodrive-async --json list, koodrive-async list --json.
 job ids: JOB_ID - reads them from standard input, one per line (blank lines ignored):
   koodrive-async list --status processing --json | jq -r .taskId | koodrive-async wait -
 try it with no configuration: koodrive-async demo
@@ -103,6 +106,10 @@ def _output_flags(parser: argparse.ArgumentParser, *, json: bool = True) -> None
         )
     group.add_argument(
         "--no-progress", action="store_true", help="draw no progress bars, even on a terminal"
+    )
+    group.add_argument(
+        "-v", "--verbose", action="store_true",
+        help="log each HTTP attempt and each poll to stderr (as $KOODRIVE_LOG=debug does)",
     )
 
 

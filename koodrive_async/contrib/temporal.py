@@ -166,18 +166,6 @@ class WaitOutcome:
         return self.outcome == "ok"
 
 
-def _outcome(result: kd.JobResult) -> Outcome:
-    if result.canceled:
-        return "canceled"
-    if result.ok:
-        return "ok"
-    if result.task_result_code == kd.TaskResultCode.ALL_FAILED or (
-        result.task_result_code is None and result.failed and not result.succeeded
-    ):
-        return "failed"
-    return "partially_failed"
-
-
 def _resumable(details: Sequence[Any], job_id: str) -> dict[str, Any] | None:
     """The checkpoint state in a previous attempt's heartbeat details, if it is one for this
     job (a liveness beat carries none)."""
@@ -280,7 +268,7 @@ class KooDriveActivities:
             if beats is not None:
                 beats.cancel()
         return WaitOutcome(
-            job_id=result.job_id, outcome=_outcome(result), download_url=result.download_url,
+            job_id=result.job_id, outcome=result.outcome, download_url=result.download_url,
             polls=result.polls, elapsed=result.elapsed, detail=kd.to_wire(result.detail),
         )
 
