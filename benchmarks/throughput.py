@@ -24,7 +24,8 @@ Latency: every lookup is timed (for (d), inside the client's fan-out, by a subcl
 ``get_job`` times the inherited one); the table gives p50, p99 and p99 / p50 per variant,
 the starvation figure of the fan-out at concurrency 500.
 
-Run: ``python benchmarks/throughput.py [--lookups N] [--repeats R] [--concurrency 1,10,100,500]``
+Run: ``python benchmarks/throughput.py [--lookups N] [--repeats R] [--concurrency 1,10,100,500]
+[--loop asyncio|uvloop]``
 """
 
 from __future__ import annotations
@@ -384,10 +385,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions per variant")
     parser.add_argument("--concurrency", type=_concurrencies, default=[1, 10, 100, 500],
                         help="comma-separated concurrencies (default 1,10,100,500)")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                        help="the event loop every variant runs on (uvloop: the speedups "
+                             "extra)")
     args = parser.parse_args(argv)
     if args.lookups < 1 or args.repeats < 1:
         parser.error("--lookups and --repeats must be >= 1")
-    asyncio.run(run(args.concurrency, args.lookups, args.repeats))
+    factory = None
+    if args.loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    print(f"event loop: {args.loop}")
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(run(args.concurrency, args.lookups, args.repeats))
     return 0
 
 
