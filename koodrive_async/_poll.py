@@ -197,7 +197,9 @@ async def snapshots(
     """
     timeout, stall_timeout = limits.timeout, limits.stall_timeout
     deadline = None if timeout is None else tally.started + timeout
-    last_key: tuple[int, int | None] | None = None
+    # The last distinct (status, progress), as two locals: a tuple would be held all along.
+    last_status: int | None = None
+    last_progress: int | None = None
     last_change = tally.started
     malformed = 0
     answered = False
@@ -242,10 +244,10 @@ async def snapshots(
             schedule.observe(now, int(status), detail.progress)
             if logger.isEnabledFor(logging.DEBUG):
                 _log_poll(job_id, tally.polls, detail)
-            key = (int(status), detail.progress)
-            changed = key != last_key or detail.terminal
+            code, progress = int(status), detail.progress
+            changed = code != last_status or progress != last_progress or detail.terminal
             if changed:
-                last_key, last_change = key, now
+                last_status, last_progress, last_change = code, progress, now
                 tally.last = detail
             if checkpoint is not None:  # after every answered poll, before it is handed on
                 state = _state(job_id, tally, schedule, now, wall_clock=limits.wall_clock)

@@ -21,7 +21,8 @@ from ._poll import Clock, JobSource, Random, Sleep
 from .config import USE_CLIENT_DEFAULT, PollPolicy, UseClientDefault, check_count, check_seconds
 from .errors import KooDriveError, RequestTimeoutError
 from .models import JobDetail, JobResult
-from .waiter import CheckpointCallback, ProgressCallback, wait_for_job
+from .waiter import CheckpointCallback, ProgressCallback, WaitOptions
+from .waiter import wait as waiter_wait
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -239,11 +240,12 @@ def wait_for_jobs(
     check_seconds("timeout", timeout)
     check_seconds("stall_timeout", stall_timeout)
 
-    # A partial, not a wrapper coroutine: one frame less per waiting job (about 400 bytes).
-    wait = functools.partial(
-        wait_for_job, throttled, timeout=timeout, poll=poll, on_progress=on_progress,
-        on_checkpoint=on_checkpoint, stall_timeout=stall_timeout,
-        cancel_job_on_exit=cancel_job_on_exit, check=check, clock=clock, sleep=sleep, rng=rng,
-        wall_clock=wall_clock,
+    # A partial, not a wrapper coroutine: one frame less per waiting job (about 400 bytes);
+    # and one WaitOptions for all the waits, not a dozen arguments in each one's frame.
+    options = WaitOptions(
+        timeout=timeout, poll=poll, on_progress=on_progress, on_checkpoint=on_checkpoint,
+        stall_timeout=stall_timeout, cancel_job_on_exit=cancel_job_on_exit, check=check,
+        clock=clock, sleep=sleep, rng=rng, wall_clock=wall_clock,
     )
+    wait = functools.partial(waiter_wait, throttled, options=options)
     return _fan_out(job_ids, wait, max_active=max_waits)

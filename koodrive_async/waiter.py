@@ -14,9 +14,11 @@ import functools
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import aclosing
 from typing import Any, Final
+
+import attrs
 
 from . import _telemetry as telemetry
 from ._poll import (
@@ -45,6 +47,8 @@ __all__ = [
     "JobSource",
     "ProgressCallback",
     "Schedule",
+    "WaitOptions",
+    "wait",
     "wait_for_job",
     "watch_job",
 ]
@@ -94,7 +98,25 @@ def _checkpointer(
     )
 
 
-async def wait_for_job(
+@attrs.frozen
+class WaitOptions:
+    """What the waits of one call share: a fan-out's thousands of waits hold one of these,
+    not a dozen arguments each in their frames (about 100 bytes a wait)."""
+
+    timeout: float | None
+    poll: PollPolicy | None
+    on_progress: ProgressCallback | None
+    on_checkpoint: CheckpointCallback | None
+    stall_timeout: float | None
+    cancel_job_on_exit: bool
+    check: bool
+    clock: Clock
+    sleep: Sleep
+    rng: Random
+    wall_clock: Clock
+
+
+def wait_for_job(
     source: JobSource,
     job_id: str,
     *,
@@ -111,33 +133,54 @@ async def wait_for_job(
     rng: Random = random.random,
     wall_clock: Clock = time.time,
     schedule: Schedule | None = None,
-) -> JobResult:
+) -> Coroutine[Any, Any, JobResult]:
     """Poll a job until it is completed or canceled; see ``KooDriveClient.wait_for_job``.
 
-    ``schedule`` replaces the PollSchedule built from ``poll`` (the benchmark drives this
-    very loop with other polling strategies).
+    The wait itself (``wait``, a coroutine to await). ``schedule`` replaces the PollSchedule
+    built from ``poll`` (the benchmark drives this very loop with other polling strategies).
     """
-    schedule, tally, limits = prepare(
-        job_id, timeout=timeout, stall_timeout=stall_timeout, poll=poll, resume=resume,
-        schedule=schedule, clock=clock, wall_clock=wall_clock,
+    options = WaitOptions(
+        timeout=timeout, poll=poll, on_progress=on_progress, on_checkpoint=on_checkpoint,
+        stall_timeout=stall_timeout, cancel_job_on_exit=cancel_job_on_exit, check=check,
+        clock=clock, sleep=sleep, rng=rng, wall_clock=wall_clock,
     )
-    deadline = None if limits.timeout is None else tally.started + limits.timeout
+    return wait(source, job_id, options, resume=resume, schedule=schedule)
+
+
+async def wait(
+    source: JobSource,
+    job_id: str,
+    options: WaitOptions,
+    *,
+    resume: Mapping[str, Any] | None = None,
+    schedule: Schedule | None = None,
+) -> JobResult:
+    """One wait with ``options``; see ``wait_for_job``."""
+    clock = options.clock
+    schedule, tally, limits = prepare(
+        job_id, timeout=options.timeout, stall_timeout=options.stall_timeout,
+        poll=options.poll, resume=resume, schedule=schedule, clock=clock,
+        wall_clock=options.wall_clock,
+    )
     terminal: JobDetail | None = None
     with telemetry.start_wait(job_id, resumed=resume is not None, tally=tally, clock=clock):
         try:
             stream = snapshots(
-                source, job_id, limits=limits, schedule=schedule, clock=clock, sleep=sleep,
-                rng=rng, tally=tally, checkpoint=_checkpointer(on_checkpoint, job_id),
+                source, job_id, limits=limits, schedule=schedule, clock=clock,
+                sleep=options.sleep, rng=options.rng, tally=tally,
+                checkpoint=_checkpointer(options.on_checkpoint, job_id),
             )
             try:  # not aclosing(): its instance and __dict__ cost each wait about 150 bytes
                 async for terminal in stream:
-                    if on_progress is not None:
-                        left = None if deadline is None else deadline - clock()
-                        await call_back(on_progress, "on_progress", job_id, terminal, left)
+                    if options.on_progress is not None:
+                        left = (None if limits.timeout is None
+                                else tally.started + limits.timeout - clock())
+                        await call_back(options.on_progress, "on_progress", job_id, terminal,
+                                        left)
             finally:
                 await stream.aclose()
         except (WaitEndedError, asyncio.CancelledError):
-            if cancel_job_on_exit:
+            if options.cancel_job_on_exit:
                 await _cancel_on_exit(source, job_id)
             raise
         assert terminal is not None and terminal.terminal  # the loop ends only there
@@ -147,7 +190,7 @@ async def wait_for_job(
             polls=tally.polls,
             elapsed=tally.elapsed_before + (clock() - tally.started),
         )
-    return result.raise_for_outcome() if check else result
+    return result.raise_for_outcome() if options.check else result
 
 
 async def watch_job(
