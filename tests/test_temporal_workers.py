@@ -278,8 +278,9 @@ async def test_rolling_restart_of_two_workers_under_1000_waits(h: Harness) -> No
     # The server agrees: one execution per workflow id, each completed.
     query = f"TaskQueue = '{h.queue}'"
 
-    async def visible() -> bool:
-        return (await h.temporal.count_workflows(query)).count == waits
+    async def visible() -> bool:  # visibility lags the results: completions show late
+        done = f"{query} AND ExecutionStatus = 'Completed'"
+        return (await h.temporal.count_workflows(done)).count == waits
 
     await until(visible, within=STEP, every=0.05)
     executions = [e async for e in h.temporal.list_workflows(query)]
