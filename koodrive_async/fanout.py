@@ -1,8 +1,9 @@
 """Bounded fan-out: many lookups or waits at once, outcomes in completion order.
 
-Written against the public ``get_job`` / ``cancel_job`` of a JobSource. Lookups run on at most
-``concurrency`` workers (one request and its retries each); waits share a semaphore of
-``concurrency`` request slots (a wait sleeping between polls holds none). Ids are read from the
+Written against the public ``get_job`` / ``cancel_job`` of a JobSource. Each id's work is a
+task of its own: at most ``concurrency`` lookups at once (one request and its retries each);
+waits share a semaphore of ``concurrency`` request slots (a wait sleeping between polls holds
+none). Ids are read from the
 iterable only as work can start, and each distinct id ends in exactly one outcome: its result,
 or the KooDriveError that ended it.
 """
@@ -10,6 +11,7 @@ or the KooDriveError that ended it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import random
@@ -94,84 +96,72 @@ async def _fan_out(
     """Run ``work`` on each distinct id, at most ``max_active`` at once, yielding outcomes
     as they complete.
 
-    A pool of worker tasks (grown up to ``max_active`` as ids come) each takes the next id,
-    works on it and hands over its outcome: no task per id. An id is taken only when an
-    outcome slot is free (at most ``max_active`` taken and not yet yielded), so a slow
-    consumer holds the work back instead of piling outcomes up. Leaving the iteration early
-    cancels and awaits the workers, and so does the end of the task that consumes the
-    stream (cancelled in the loop's body, say), even while the generator is still referenced.
+    Each id's work is a task of its own, named by the id, whose done callback queues it for
+    the consumer: no coroutine of ours sits between a wait and its task (about 350 bytes a
+    waiting job). An id is taken only when an outcome slot is free (at most ``max_active``
+    taken and not yet yielded), so a slow consumer holds the work back instead of piling
+    outcomes up. Leaving the iteration early cancels and awaits the work, and so does the
+    end of the task that consumes the stream (cancelled in the loop's body, say), even while
+    the generator is still referenced.
     """
     if isinstance(job_ids, str | bytes):
         raise ValueError("job_ids must be an iterable of job ids, not one string")
     ids = iter(job_ids)
     seen: set[str] = set()
-    outcomes: asyncio.Queue[tuple[str, T | KooDriveError] | BaseException | None] = (
-        asyncio.Queue()
-    )
-    slots = asyncio.Semaphore(max_active)
-    workers: set[asyncio.Task[None]] = set()
+    finished: asyncio.Queue[asyncio.Task[T]] = asyncio.Queue()
+    # One bound method and one context for every task's callback, not one of each per task.
+    finish, quiet = finished.put_nowait, contextvars.Context()
+    running: set[asyncio.Task[T]] = set()
+    odd: dict[asyncio.Task[T], Any] = {}  # ids that are not strings, so cannot be a name
+    loop = asyncio.get_running_loop()
     exhausted = False
 
-    def take() -> Any:
+    def fill() -> None:
         nonlocal exhausted
-        while not exhausted:
+        while not exhausted and len(running) < max_active:
             job_id = next(ids, _END)
             if job_id is _END:
                 exhausted = True
-            elif not isinstance(job_id, str):
-                return job_id  # refused by ``work`` as an InvalidJobIdError outcome
+            elif not isinstance(job_id, str):  # refused by ``work``: InvalidJobIdError
+                odd[start(job_id, None)] = job_id
             elif job_id not in seen:  # asked twice: looked up once, answered once
                 seen.add(job_id)
-                return job_id
-        return _END
+                start(job_id, job_id)
 
-    async def worker() -> None:
-        try:
-            while True:
-                await slots.acquire()
-                job_id = take()
-                if job_id is _END:
-                    slots.release()
-                    return
-                if len(workers) < max_active and not exhausted:
-                    spawn()
-                try:
-                    outcome: T | KooDriveError = await work(job_id)
-                except KooDriveError as exc:  # invalid ids included: InvalidJobIdError
-                    outcome = exc
-                outcomes.put_nowait((job_id, outcome))
-        except Exception as exc:  # a bug, or an error of the caller's callback: stop all
-            outcomes.put_nowait(exc)
-        finally:
-            workers.discard(asyncio.current_task())
-            if not workers:
-                outcomes.put_nowait(None)  # the last worker out closes the stream
-
-    def spawn() -> None:
-        workers.add(asyncio.ensure_future(worker()))
+    def start(job_id: Any, name: str | None) -> asyncio.Task[T]:
+        task = loop.create_task(work(job_id), name=name)
+        task.add_done_callback(finish, context=quiet)
+        running.add(task)
+        return task
 
     def stop(_: object) -> None:
-        for task in workers:
+        for task in running:
             task.cancel()
 
-    # The workers live as long as their consumer: a cancelled consumer may leave this
+    # The work lives as long as its consumer: a cancelled consumer may leave this
     # generator suspended at a yield, unclosed, for as long as anything references it.
     consumer = asyncio.current_task()
     if consumer is not None:
         consumer.add_done_callback(stop)
     try:
-        spawn()
-        while (item := await outcomes.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            slots.release()
-            yield item
+        fill()
+        while running:
+            task = await finished.get()
+            running.discard(task)
+            fill()  # the slot frees as the outcome is handed over
+            job_id = odd.pop(task) if odd and task in odd else task.get_name()
+            try:
+                outcome: T | KooDriveError = task.result()
+            except KooDriveError as exc:  # invalid ids included: InvalidJobIdError
+                outcome = exc
+            # Anything else is a bug, or an error of the caller's callback: it stops all.
+            yield job_id, outcome
     finally:
         if consumer is not None:
             consumer.remove_done_callback(stop)
         stop(None)
-        if workers:
-            await asyncio.gather(*workers, return_exceptions=True)
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
 
 
 # get_jobs and wait_for_jobs return _fan_out's generator itself, not one of their own
@@ -210,7 +200,7 @@ def get_jobs(
     check_seconds("total_timeout", total_timeout)
     # get_job validates the id (InvalidJobIdError): a partial spares a frame per lookup.
     lookup = functools.partial(source.get_job, timeout=timeout, total_timeout=total_timeout)
-    # A lookup holds its worker from start to end: the worker count is the bound.
+    # A lookup holds its outcome slot from start to end: the slot count is the bound.
     return _fan_out(job_ids, lookup, max_active=concurrency)
 
 
