@@ -1,11 +1,13 @@
-"""Shared fixtures: an emulator on 127.0.0.1 and a client that share one virtual clock."""
+"""Shared fixtures: an emulator on 127.0.0.1 and a client that share one virtual clock, and
+hostile servers of the tests' own on 127.0.0.1."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from aiohttp import web
 
 import koodrive_async as kd
 from koodrive_async.testing import KooDriveEmulator, ManualClock
@@ -86,3 +88,44 @@ def make_client(
 async def client(emulator: KooDriveEmulator, vt: VirtualTime) -> AsyncIterator[kd.KooDriveClient]:
     async with make_client(emulator, vt) as c:
         yield c
+
+
+Answer = Callable[[web.Request, bytes], Awaitable[web.StreamResponse] | web.StreamResponse]
+
+
+class Hostile:
+    """An aiohttp.web server answering every request with ``answer``; records requests."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
+        self.base_url = ""
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        self.requests.append((request.method, request.path, dict(request.headers), body))
+        result = self.answer(request, body)
+        if not isinstance(result, web.StreamResponse):
+            result = await result
+        return result
+
+
+@pytest.fixture
+async def hostile() -> AsyncIterator[Callable[[Answer], Awaitable[Hostile]]]:
+    runners: list[web.AppRunner] = []
+
+    async def start(answer: Answer) -> Hostile:
+        server = Hostile(answer)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", server._handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        server.base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        return server
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()

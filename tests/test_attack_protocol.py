@@ -10,7 +10,7 @@ import re
 import threading
 import traceback
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 from typing import Any
 
@@ -23,50 +23,11 @@ from koodrive_async import _redact as redact
 from koodrive_async import _stamps as stamps
 from koodrive_async.testing import KooDriveEmulator
 
-from .conftest import VirtualTime, make_client
+from .conftest import Answer, Hostile, VirtualTime, make_client
 
-Answer = Callable[[web.Request, bytes], Awaitable[web.StreamResponse] | web.StreamResponse]
 X_DATE = re.compile(r"\d{8}T\d{6}Z")
 # 2025-11-03T07:01:40Z: our wall clock in the clock tests.
 OUR_NOW = 1_762_153_300.0
-
-
-class Hostile:
-    """An aiohttp.web server answering every request with ``answer``; records requests."""
-
-    def __init__(self, answer: Answer) -> None:
-        self.answer = answer
-        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
-        self.base_url = ""
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        self.requests.append((request.method, request.path, dict(request.headers), body))
-        result = self.answer(request, body)
-        if not isinstance(result, web.StreamResponse):
-            result = await result
-        return result
-
-
-@pytest.fixture
-async def hostile() -> AsyncIterator[Callable[[Answer], Awaitable[Hostile]]]:
-    runners: list[web.AppRunner] = []
-
-    async def start(answer: Answer) -> Hostile:
-        server = Hostile(answer)
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", server._handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        server.base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        return server
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
 
 
 def envelope(data: Any = None, *, status: int = 200, date: str | None = None,
