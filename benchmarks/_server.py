@@ -7,14 +7,19 @@ Answers ``GET /koodrive/ose/v1/{job_id}`` with the bytes of
 per-request cost left is aiohttp's HTTP handling, which the client under test shares the 2
 cores with.
 
-Run: ``python benchmarks/_server.py --port P [--host 127.0.0.1]``; prints ``ready <port>``
-on stdout once listening (``--port 0`` picks a free port), and serves until SIGTERM or SIGINT.
+``--task-infos N --status S``: the seed's document with N taskInfos (copies of its one, each
+with its own id) and ``jobInfo.status`` S, as the API would send it for a job of N files.
+
+Run: ``python benchmarks/_server.py --port P [--host 127.0.0.1] [--task-infos N --status S]``;
+prints ``ready <port>`` on stdout once listening (``--port 0`` picks a free port), and serves
+until SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import sys
 from collections.abc import Sequence
@@ -46,8 +51,22 @@ def make_handler(body: bytes) -> web.Server:
     return web.Server(handle, access_log=None)
 
 
-async def serve(host: str, port: int) -> None:
-    body = SEED.read_bytes()
+def document(task_infos: int | None, status: int | None) -> bytes:
+    """The seed's bytes, or the seed with ``task_infos`` taskInfos and that status."""
+    if task_infos is None and status is None:
+        return SEED.read_bytes()
+    seed = json.loads(SEED.read_bytes())
+    data = seed["data"]
+    if status is not None:
+        data["jobInfo"]["status"] = status
+    if task_infos is not None:
+        one = data["taskInfos"][0]
+        data["taskInfos"] = [{**one, "id": str(i), "fileId": f"{one['fileId']}{i}"}
+                             for i in range(task_infos)]
+    return json.dumps(seed).encode()
+
+
+async def serve(host: str, port: int, body: bytes) -> None:
     runner = web.ServerRunner(make_handler(body), access_log=None)
     await runner.setup()
     stop = asyncio.Event()
@@ -67,8 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--task-infos", type=int, help="taskInfos in the document")
+    parser.add_argument("--status", type=int, help="the document's jobInfo.status")
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.host, args.port))
+    asyncio.run(serve(args.host, args.port, document(args.task_infos, args.status)))
     return 0
 
 

@@ -96,14 +96,15 @@ class Series:
 class Server:
     """``_server.py`` in a child process, on a port of its own."""
 
-    def __init__(self) -> None:
+    def __init__(self, *arguments: str) -> None:
+        self.arguments = arguments  # passed on to _server.py
         self.proc: asyncio.subprocess.Process | None = None
         self.port = 0
         self._ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
     async def __aenter__(self) -> Server:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-W", "error", str(SERVER), "--port", "0",
+            sys.executable, "-W", "error", str(SERVER), "--port", "0", *self.arguments,
             stdout=asyncio.subprocess.PIPE,
         )
         try:

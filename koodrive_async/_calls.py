@@ -75,11 +75,13 @@ class Caller:
         deadline: float | None = None,
         idempotent: bool = True,
         extra_headers: dict[str, str] | None = None,
+        skim: bool = False,
     ) -> Awaitable[Any]:
         """Send one API request, retrying as the policy says; await it for the envelope's data.
 
         ``deadline`` (on ``clock``) bounds every attempt and every wait between attempts.
         Arguments are checked at once; the request goes out when the result is awaited.
+        ``skim``: see ``Transport.send``.
         """
         limit = self.timeout if isinstance(timeout, UseClientDefault) else check_seconds(
             "timeout", timeout
@@ -89,7 +91,8 @@ class Caller:
         name = operation_name(method, path)
         # A partial, not a closure or a coroutine of ours: no frame more per request.
         attempt = functools.partial(
-            self._attempt, method, path, name, query, payload, extra_headers, limit, deadline
+            self._attempt, method, path, name, query, payload, extra_headers, limit, deadline,
+            skim,
         )
         call = self.retrier.run(
             attempt, method=method, path=path, deadline=deadline, idempotent=idempotent,
@@ -109,6 +112,7 @@ class Caller:
         extra_headers: dict[str, str] | None,
         limit: float | None,
         deadline: float | None,
+        skim: bool,
         number: int,
     ) -> Any:
         """Attempt ``number`` of the retry loop: authorized, sent, and sent again after a 401
@@ -138,7 +142,7 @@ class Caller:
             try:
                 return await self.transport.send(
                     method, path, query, payload, headers, timeout=left, operation=name,
-                    attempt=number,
+                    attempt=number, skim=skim,
                 )
             except AuthenticationError as exc:
                 # Rejected before any work was done: safe to send again, even a CreateJob.

@@ -13,6 +13,7 @@ from ._protocol import error_class
 from ._redact import SIGNATURE_SHAPE, Secret, redact, secrets_to_redact, snippet
 from .auth import AppAuth, TokenAuth
 from .errors import APIError, AuthenticationError, ResponseDecodeError
+from .models import JobStatus
 
 __all__ = [
     "SUCCESS_CODE",
@@ -21,6 +22,7 @@ __all__ = [
     "decode_envelope",
     "is_success_code",
     "secrets_of",
+    "skim_unfinished",
 ]
 
 _loads: Final = orjson.loads
@@ -178,3 +180,46 @@ def decode_envelope(
             secrets=secrets_of(auth, authorization), clock_skew=clock_skew,
         )
     return document.get("data")
+
+
+# The head and the tail of an envelope whose members besides ``data`` are plain scalars
+# (``code``, ``msg`` ...), with ``jobInfo`` the first member of ``data``: the API's own order.
+_SCALAR: Final = rb'(?:-?[0-9]+|"(?:[^"\\]|\\.)*"|null|true|false)'
+_MEMBER: Final = rb'\s*"([A-Za-z_]{1,32})"\s*:\s*(' + _SCALAR + rb')\s*'
+_HEAD: Final = re.compile(rb'\s*\{((?:' + _MEMBER + rb',)*)\s*"data"\s*:\s*\{\s*"jobInfo"\s*:\s*\{')
+_TAIL: Final = re.compile(rb'\}\s*((?:,' + _MEMBER + rb')*)\}\s*\Z')
+_MEMBERS: Final = re.compile(_MEMBER)
+_TAIL_BYTES: Final = 512
+
+
+def skim_unfinished(body: bytes) -> dict[str, Any] | None:
+    """GetJobDetail's ``data`` holding only its ``jobInfo``, read from the head of a success
+    answer about a pending or processing job; None for any other answer (read it in full).
+
+    What a waiter needs of a job that is not over is its status and progress: its thousand
+    taskInfos would cost a full parse and structuring on every poll. Only ``jobInfo`` (up to
+    its first ``}``, as the API sends it: scalars only) and the envelope's scalar members are
+    parsed; the rest of the body is not read, so a malformed rest goes unnoticed until the
+    job's terminal answer, which the caller reads in full. The envelope's last ``code`` (the
+    one a full parse keeps) must be the success code.
+    """
+    head = _HEAD.match(body)
+    if head is None:
+        return None
+    tail = _TAIL.search(body, max(head.end(), len(body) - _TAIL_BYTES))
+    if tail is None:
+        return None
+    codes = [value for name, value in _MEMBERS.findall(head.group(1) + tail.group(1))
+             if name == b"code"]
+    if not codes or codes[-1] not in (b"0", b'"0"'):
+        return None
+    start = head.end() - 1
+    end = body.find(b"}", start)
+    try:
+        info = _loads(body[start:end + 1])
+    except _JSON_ERRORS:  # a "}" in a string, or a nested object: not for skimming
+        return None
+    status = info.get("status")
+    if type(status) is not int or JobStatus.is_terminal(status):
+        return None
+    return {"jobInfo": info}

@@ -87,7 +87,12 @@ class Schedule(Protocol):
 
 
 class JobSource(Protocol):
-    """What the waiter needs of a client: KooDriveClient is one."""
+    """What the waiter needs of a client: KooDriveClient is one.
+
+    A source may also have ``poll_job`` (same signature as ``get_job``): a lookup that may
+    leave out the taskInfos of a job that is not over, which the waiter uses when no one sees
+    its snapshots but the last.
+    """
 
     async def get_job(self, job_id: str, *, total_timeout: float | None = None) -> JobDetail:
         """GetJobDetail, all retries within ``total_timeout`` seconds."""
@@ -187,8 +192,12 @@ async def snapshots(
     rng: Random,
     tally: Tally,
     checkpoint: Checkpoint | None = None,
+    light: bool = False,
 ) -> AsyncGenerator[JobDetail, None]:
     """Poll until the job is terminal; yield each distinct snapshot, the terminal one last.
+
+    ``light``: poll with the source's ``poll_job`` where it has one (the snapshots before
+    the terminal one may then have no taskInfos).
 
     The next poll waits until the consumer asks for the next snapshot. Bounded by
     ``limits.timeout`` (one last poll at the deadline, then WaitTimeoutError) and by
@@ -205,12 +214,14 @@ async def snapshots(
     answered = False
     failures: Backoff | None = None  # made at the first failed poll
     last_failure: KooDriveError | None = None
+    # A flag, not the bound method: that would be held by every sleeping wait (64 bytes).
+    light = light and hasattr(source, "poll_job")
     while True:
         left = None if deadline is None else deadline - clock()
         final = left is not None and left <= 0
         least = 0.0  # the least delay a failed poll imposes
         try:
-            detail = await source.get_job(
+            detail = await (getattr(source, "poll_job") if light else source.get_job)(  # noqa: B009
                 job_id, total_timeout=FINAL_POLL_TIMEOUT if final else left
             )
             if detail.status is None:

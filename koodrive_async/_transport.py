@@ -231,11 +231,14 @@ class Transport:
         timeout: float | None,
         operation: str = "",
         attempt: int = 1,
+        skim: bool = False,
     ) -> Any:
         """Send one request and return its envelope's data.
 
         ``operation`` (GetJobDetail ...) and ``attempt`` (the retry loop's, from 1) are for
-        the DEBUG record ``koodrive_async.http`` logs of it.
+        the DEBUG record ``koodrive_async.http`` logs of it. ``skim``: a GetJobDetail whose
+        success answer is about an unfinished job returns its jobInfo alone
+        (``envelope.skim_unfinished``).
 
         Raises:
             TransportError: No answer (ConnectError: the connection could not be opened;
@@ -297,6 +300,10 @@ class Transport:
         clock_skew = status == 401 and stamps.x_date_rejected_for_clock(
             headers.get("X-Date"), date_header
         )
+        if skim and status == 200:
+            skimmed = envelope.skim_unfinished(content)
+            if skimmed is not None:
+                return skimmed
         return envelope.decode_envelope(
             status, content, trace_id=trace_id, retry_after=retry_after,
             authorization=headers.get("Authorization"), auth=self._auth, clock_skew=clock_skew,

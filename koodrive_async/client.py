@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypedDict
 
@@ -188,12 +188,32 @@ class KooDriveClient:
             NotFoundError: No such job.
             ResponseDecodeError: A malformed answer, or one about another job.
         """
-        path = proto.job_path(proto.validate_job_id(job_id))
-        data = await self._caller.send(
-            "GET", path, timeout=timeout, deadline=self._caller.deadline(total_timeout)
-        )
+        data = await self._job_detail_request(job_id, timeout, total_timeout, skim=False)
         # The secrets an error may not quote are worked out only if the answer is refused.
         return convert.job_detail(data, job_id, secrets=self._caller.secrets)
+
+    async def poll_job(
+        self, job_id: str, *, timeout: Timeout = USE_CLIENT_DEFAULT,
+        total_timeout: float | None = None,
+    ) -> JobDetail:
+        """``get_job`` as a waiter polls: while the job is pending or processing, only its
+        ``job_info`` is read from the answer (``task_infos`` and ``uncompressed_file_list``
+        come back empty, and the rest of the answer is not checked); once it is completed or
+        canceled, the whole answer, as by ``get_job``. A poll of a job with 1,000 taskInfos
+        costs a small part of a full lookup. ``wait_for_job`` polls so when no
+        ``on_progress`` sees the snapshots."""
+        data = await self._job_detail_request(job_id, timeout, total_timeout, skim=True)
+        return convert.job_detail(data, job_id, secrets=self._caller.secrets)
+
+    def _job_detail_request(
+        self, job_id: str, timeout: Timeout, total_timeout: float | None, *, skim: bool
+    ) -> Awaitable[Any]:
+        # Not a coroutine: the request itself is awaited, with no frame of ours around it.
+        path = proto.job_path(proto.validate_job_id(job_id))
+        return self._caller.send(
+            "GET", path, timeout=timeout, deadline=self._caller.deadline(total_timeout),
+            skim=skim,
+        )
 
     async def create_job(
         self, task_type: TaskType | int | str, *, src_container_id: str,

@@ -16,7 +16,14 @@ import functools
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+)
 from typing import Any, Final, Protocol, TypeVar
 
 from ._poll import Clock, JobSource, Random, Sleep
@@ -54,16 +61,22 @@ class _Throttled:
         self._clock = clock
 
     async def get_job(self, job_id: str, *, total_timeout: float | None = None) -> JobDetail:
-        queued = self._clock()
-        async with self._slots:
-            left = _left(total_timeout, self._clock() - queued)
-            return await self._source.get_job(job_id, total_timeout=left)
+        return await self._held(self._source.get_job, job_id, total_timeout)
+
+    async def poll_job(self, job_id: str, *, total_timeout: float | None = None) -> JobDetail:
+        poll = getattr(self._source, "poll_job", self._source.get_job)
+        return await self._held(poll, job_id, total_timeout)
 
     async def cancel_job(self, job_id: str, *, total_timeout: float | None = None) -> None:
+        await self._held(self._source.cancel_job, job_id, total_timeout)
+
+    async def _held(
+        self, call: Callable[..., Awaitable[T]], job_id: str, total_timeout: float | None
+    ) -> T:
         queued = self._clock()
         async with self._slots:
             left = _left(total_timeout, self._clock() - queued)
-            await self._source.cancel_job(job_id, total_timeout=left)
+            return await call(job_id, total_timeout=left)
 
 
 def _slots(concurrency: int, pool: int | None) -> int:

@@ -169,6 +169,7 @@ async def wait(
                 source, job_id, limits=limits, schedule=schedule, clock=clock,
                 sleep=options.sleep, rng=options.rng, tally=tally,
                 checkpoint=_checkpointer(options.on_checkpoint, job_id),
+                light=options.on_progress is None,  # no one sees a snapshot but the last
             )
             try:  # not aclosing(): its instance and __dict__ cost each wait about 150 bytes
                 async for terminal in stream:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import koodrive_async as kd
 from koodrive_async import _envelope as envelope
 from koodrive_async import _protocol as proto
 from koodrive_async import _redact as redact
@@ -121,3 +126,78 @@ def test_decode_envelope_redacts_what_it_quotes() -> None:
         assert redact.REDACTED in str(caught.value)
         assert caught.value.__context__ is None  # the JSON error holds the whole body
 
+
+
+# -- skim_unfinished: an unfinished job's jobInfo from the head of the answer --------------
+
+_INFO = b'{"taskId":"1","status":1,"progress":40}'
+
+
+@pytest.mark.parametrize("body", [
+    b'{"data":{"jobInfo":' + _INFO + b',"taskInfos":[{"id":"1"}]},"code":0,"msg":"OK"}',
+    b'{ "code" : "0", "msg" : "a \\" }", "data" : { "jobInfo" : ' + _INFO + b' , "x": [1]}}',
+    b'{"code":500,"data":{"jobInfo":' + _INFO + b'},"code":0}',  # the last code counts
+    b'{"data":{"jobInfo":' + _INFO + b',"taskInfos":[{{{ broken'  # the rest is not read
+    b' },"code":0,"msg":"OK"}\n',
+])
+def test_skim_takes_the_job_info_of_an_unfinished_job(body: bytes) -> None:
+    assert envelope.skim_unfinished(body) == {
+        "jobInfo": {"taskId": "1", "status": 1, "progress": 40}
+    }
+
+
+@pytest.mark.parametrize("body", [
+    b'{"data":{"jobInfo":{"status":2,"progress":100}},"code":0}',  # terminal: read in full
+    b'{"data":{"jobInfo":{"status":3}},"code":0}',
+    b'{"data":{"jobInfo":{"status":"1"}},"code":0}',  # not the usual type
+    b'{"data":{"jobInfo":{"progress":5}},"code":0}',  # no status
+    b'{"data":{"jobInfo":{"status":1}},"code":5}',  # an error
+    b'{"data":{"jobInfo":{"status":1}},"code":0,"code":13000102}',
+    b'{"data":{"jobInfo":{"status":1}},"msg":"OK"}',  # no code
+    b'{"data":{"jobInfo":{"status":1}},"code":false}',
+    b'{"data":{"taskInfos":[],"jobInfo":{"status":1}},"code":0}',  # jobInfo not first
+    b'{"data":{"jobInfo":{"status":1,"x":{"y":1}}},"code":0}',  # not scalars only
+    b'{"data":{"jobInfo":{"status":1,"taskName":"a}b"}},"code":0}',
+    b'{"data":{"jobInfo":{"status":1}},"code":0,"extra":{"a":1}}',  # a member not scalar
+    b'{"data":{"jobInfo":{"status":1}},"code":0',  # no closing brace
+    b'[{"data":{"jobInfo":{"status":1}},"code":0}]',
+    b'',
+])
+def test_skim_leaves_every_other_answer_to_the_full_parse(body: bytes) -> None:
+    assert envelope.skim_unfinished(body) is None
+
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**12), st.text(max_size=8))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    info=st.dictionaries(st.sampled_from(["taskId", "progress", "taskName", "endTime"]),
+                         _scalars),
+    status=st.one_of(st.integers(-1, 8), st.sampled_from(["1", None])),
+    before=st.dictionaries(st.sampled_from(["code", "msg", "traceId"]), _scalars, max_size=2),
+    after=st.dictionaries(st.sampled_from(["code", "msg"]), _scalars, max_size=2),
+    rest=st.lists(st.dictionaries(st.sampled_from(["id", "status", "code"]), _scalars),
+                  max_size=3),
+    indent=st.booleans(),
+)
+def test_skim_agrees_with_the_full_parse(
+    info: dict[str, object], status: object, before: dict[str, object],
+    after: dict[str, object], rest: list[object], indent: bool,
+) -> None:
+    """Whatever it takes, a full parse of the same answer says: a success, and this jobInfo
+    of a job that is not over. And it takes the usual answer of one."""
+    info = {**info, "status": status}
+    document = {**before, "data": {"jobInfo": info, "taskInfos": rest},
+                **{k: v for k, v in after.items() if k not in before}}
+    body = json.dumps(document, indent=2 if indent else None).encode()
+    skimmed = envelope.skim_unfinished(body)
+    parsed = json.loads(body)
+    success = envelope.is_success_code(parsed.get("code"))
+    unfinished = type(status) is int and not kd.JobStatus.is_terminal(status)
+    if skimmed is not None:
+        assert success and unfinished
+        assert skimmed == {"jobInfo": parsed["data"]["jobInfo"]}
+    plain = not any(isinstance(v, str) and "}" in v for v in info.values())
+    if success and unfinished and plain and type(parsed.get("code")) is not bool:
+        assert skimmed is not None

@@ -13,6 +13,7 @@ import koodrive_async as kd
 
 async def calls(client: kd.KooDriveClient) -> None:
     assert_type(await client.get_job("1", timeout=5, total_timeout=30), kd.JobDetail)
+    assert_type(await client.poll_job("1", timeout=5, total_timeout=30), kd.JobDetail)
     assert_type(
         await client.create_job("copy", src_container_id="s", dst_container_id="d",
                                 files=["f", kd.FileRef("f2", "/a")], new_file_path="/b"),
