@@ -2,8 +2,12 @@
 
 In sequence, each as a subprocess of this interpreter (with the same ``-W`` options):
 ``throughput.py`` (lookups against raw aiohttp), ``decode.py`` (decoding alone),
-``waits.py`` (memory and time of many waits) and ``poll_efficiency.py`` (polls per job
-against detection lag). Each script also runs alone.
+``poll_cost.py`` (a poll of a big processing job against a full lookup), ``waits.py``
+(memory and time of many waits) and ``poll_efficiency.py`` (polls per job against detection
+lag). Each script also runs alone.
+
+Each script prints its goals as ``- met: ...`` / ``- NOT met: ...`` lines; at the end, every
+one of them is printed again under "Goals", so one run shows where the speed issue stands.
 
 Run: ``python benchmarks/run_all.py [--quick]``; ``--quick`` passes small sizes to each, for a
 smoke run whose numbers mean little. Exits non-zero if any benchmark failed.
@@ -24,6 +28,7 @@ HERE: Final = Path(__file__).resolve().parent
 BENCHMARKS: Final = (
     ("throughput.py", ["--lookups", "300", "--repeats", "2"]),
     ("decode.py", ["--quick"]),
+    ("poll_cost.py", ["--lookups", "100", "--repeats", "2"]),
     ("waits.py", ["--jobs", "1000", "--http-jobs", "200"]),
     ("poll_efficiency.py", ["--jobs", "200"]),
 )
@@ -35,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warning_options = [f"-W{option}" for option in sys.warnoptions]
     failed: list[str] = []
+    goals: list[str] = []
     started = time.perf_counter()
     for name, quick in BENCHMARKS:
         script = HERE / name
@@ -43,12 +49,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = [sys.executable, *warning_options, str(script), *extra]
         print(f"`python benchmarks/{name}{''.join(' ' + a for a in extra)}`\n", flush=True)
         took = time.perf_counter()
-        code = subprocess.run(command, check=False).returncode
+        with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as child:
+            assert child.stdout is not None
+            for line in child.stdout:
+                print(line, end="", flush=True)
+                if line.startswith(("- met", "- NOT met")):
+                    goals.append(f"{line.rstrip()} [{name}]")
+        code = child.returncode
         print(f"\n({name}: {time.perf_counter() - took:.0f} s"
               f"{'' if code == 0 else f', FAILED with exit code {code}'})\n", flush=True)
         if code != 0:
             failed.append(name)
-    print(f"All benchmarks: {time.perf_counter() - started:.0f} s"
+    print("## Goals\n")
+    print("\n".join(goals) if goals else "(none printed)")
+    print(f"\nAll benchmarks: {time.perf_counter() - started:.0f} s"
           f"{'; failed: ' + ', '.join(failed) if failed else ''}", flush=True)
     return 1 if failed else 0
 
