@@ -60,6 +60,14 @@ class Caller:
         """What an error quoting server text must redact (worked out when one does)."""
         return envelope.secrets_of(self.auth_flow.auth, self.auth_flow.header)
 
+    def job_detail(
+        self, job_id: str, timeout: Timeout, total_timeout: float | None, *, skim: bool
+    ) -> Awaitable[Any]:
+        """GetJobDetail of ``job_id`` (checked); await it for the envelope's data."""
+        path = proto.job_path(proto.validate_job_id(job_id))
+        return self.send("GET", path, timeout=timeout, deadline=self.deadline(total_timeout),
+                         skim=skim)
+
     def deadline(self, total_timeout: float | None) -> float | None:
         seconds = check_seconds("total_timeout", total_timeout)
         return None if seconds is None else self._clock() + seconds

@@ -87,12 +87,8 @@ class Schedule(Protocol):
 
 
 class JobSource(Protocol):
-    """What the waiter needs of a client: KooDriveClient is one.
-
-    A source may also have ``poll_job`` (same signature as ``get_job``): a lookup that may
-    leave out the taskInfos of a job that is not over, which the waiter uses when no one sees
-    its snapshots but the last.
-    """
+    """What the waiter needs of a client: KooDriveClient is one. It may also have
+    ``poll_job`` (as ``get_job``, taskInfos of an unfinished job left out): see ``snapshots``."""
 
     async def get_job(self, job_id: str, *, total_timeout: float | None = None) -> JobDetail:
         """GetJobDetail, all retries within ``total_timeout`` seconds."""

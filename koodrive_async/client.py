@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypedDict
 
@@ -47,9 +47,8 @@ class KooDriveClient:
 
     Use it as an async context manager (or call ``aclose()``). It owns one
     ``aiohttp.ClientSession`` (created on first use, closed on exit) unless one is lent with
-    ``session=``, which it never closes. Every request carries ``X-User-Id``, a fresh
-    ``X-Date`` corrected by the server clock offset learned from each answer's ``Date``
-    header, a unique ``X-Traceid``, ``Host`` and, when configured, ``language``.
+    ``session=``, which it never closes. Every request carries ``X-User-Id``, an ``X-Date``
+    corrected by the server clock offset learned from each ``Date``, and an ``X-Traceid``.
 
     A client belongs to the event loop that first used it (like the aiohttp session inside
     it): a call from another loop raises ClientClosedError before anything is sent. Make one
@@ -74,8 +73,7 @@ class KooDriveClient:
         retry: The RetryPolicy for transient failures.
         max_connections: Connection pool size of the session the client creates.
         session: An aiohttp session to borrow; the client never closes it.
-        max_response_bytes: Answers larger than this once decoded (error answers included)
-            are refused with ResponseDecodeError, and not retried.
+        max_response_bytes: Larger answers, once decoded, raise ResponseDecodeError.
         allow_insecure_http: Allow a non-loopback ``http://`` base URL.
         clock: Monotonic seconds, for retry and wait budgets (injectable for tests).
         wall_clock: Epoch seconds, for ``X-Date`` and saved wait states (injectable).
@@ -188,7 +186,7 @@ class KooDriveClient:
             NotFoundError: No such job.
             ResponseDecodeError: A malformed answer, or one about another job.
         """
-        data = await self._job_detail_request(job_id, timeout, total_timeout, skim=False)
+        data = await self._caller.job_detail(job_id, timeout, total_timeout, skim=False)
         # The secrets an error may not quote are worked out only if the answer is refused.
         return convert.job_detail(data, job_id, secrets=self._caller.secrets)
 
@@ -196,24 +194,12 @@ class KooDriveClient:
         self, job_id: str, *, timeout: Timeout = USE_CLIENT_DEFAULT,
         total_timeout: float | None = None,
     ) -> JobDetail:
-        """``get_job`` as a waiter polls: while the job is pending or processing, only its
-        ``job_info`` is read from the answer (``task_infos`` and ``uncompressed_file_list``
-        come back empty, and the rest of the answer is not checked); once it is completed or
-        canceled, the whole answer, as by ``get_job``. A poll of a job with 1,000 taskInfos
-        costs a small part of a full lookup. ``wait_for_job`` polls so when no
-        ``on_progress`` sees the snapshots."""
-        data = await self._job_detail_request(job_id, timeout, total_timeout, skim=True)
+        """``get_job`` as a waiter polls (``wait_for_job`` without ``on_progress``): while the
+        job is pending or processing, only ``job_info`` is read (``task_infos`` and
+        ``uncompressed_file_list`` come back empty, the rest of the answer unchecked); once it
+        is completed or canceled, the whole answer, as by ``get_job``."""
+        data = await self._caller.job_detail(job_id, timeout, total_timeout, skim=True)
         return convert.job_detail(data, job_id, secrets=self._caller.secrets)
-
-    def _job_detail_request(
-        self, job_id: str, timeout: Timeout, total_timeout: float | None, *, skim: bool
-    ) -> Awaitable[Any]:
-        # Not a coroutine: the request itself is awaited, with no frame of ours around it.
-        path = proto.job_path(proto.validate_job_id(job_id))
-        return self._caller.send(
-            "GET", path, timeout=timeout, deadline=self._caller.deadline(total_timeout),
-            skim=skim,
-        )
 
     async def create_job(
         self, task_type: TaskType | int | str, *, src_container_id: str,
@@ -268,10 +254,8 @@ class KooDriveClient:
         sends the same page twice (it would otherwise never end).
 
         Args:
-            task_type: Only jobs of this TaskType (a member, its number, or its name:
-                ``"copy"``, ``"package_download"``).
-            status: Only jobs in this JobStatus (``kd.JobStatus.PROCESSING``, 1 or
-                ``"processing"``).
+            task_type: Only jobs of this TaskType (a member, its number, or its name: ``"copy"``).
+            status: Only jobs in this JobStatus (a member, 1, or ``"processing"``).
             page_size: Jobs per request, 1 to 100.
             offset: Where to start; the carrier flavour wants offsets above 0, so pass 1 there.
             max_pages: Upper bound on the requests made.
@@ -314,8 +298,7 @@ class KooDriveClient:
 
         The first poll is immediate; later ones follow ``poll`` (a PollPolicy): a growing
         interval, and once progress moves, a poll near the predicted finish. Transient
-        failures (no answer, 429, 5xx) are retried within the time budget and do not end the
-        wait; a 401 gets the token provider asked again.
+        failures (no answer, 429, 5xx) do not end the wait; a 401 asks the token again.
 
         Args:
             job_id: The job to wait for.
@@ -325,21 +308,18 @@ class KooDriveClient:
             on_progress: Called (plain function or coroutine function) with each distinct
                 snapshot: a change of status or progress.
             on_checkpoint: Called (plain or coroutine function) after every answered poll
-                with the wait's state, JSON-serialisable, that ``resume=`` accepts: save it
-                anywhere, and a wait cut short by a crash or a deploy carries on from it
-                (its ``saved_at`` makes the dead time count) with the polls of a plain wait.
-            stall_timeout: Seconds; raise JobStalledError when neither status nor progress
-                changes for this long.
-            cancel_job_on_exit: When the wait ends by timeout, stall or cancellation, send
-                CancelJob (shielded, time-boxed) so no orphan job keeps running.
+                with the wait's JSON-serialisable state, which ``resume=`` accepts: a wait cut
+                short by a crash or a deploy carries on from it (dead time counted).
+            stall_timeout: Raise JobStalledError after this many seconds without a change.
+            cancel_job_on_exit: Send CancelJob (shielded, time-boxed) when the wait ends by
+                timeout, stall or cancellation: no orphan job keeps running.
             resume: A checkpoint, or the ``state`` of an earlier WaitTimeoutError or
                 JobStalledError (plain JSON), to carry on where that wait stopped, in this
                 process or another.
-            check: Raise JobCanceledError / JobFailedError instead of returning a result
-                that is not ``ok``.
+            check: Raise JobCanceledError / JobFailedError for a result that is not ``ok``.
 
         Returns:
-            The JobResult: ``ok``, ``canceled``, ``download_url``, ``succeeded``, ``failed``.
+            The JobResult (``ok``, ``canceled``, ``download_url``, ``succeeded`` ...).
 
         Raises:
             ValueError: A bad job id, timeout or resume state, before any request.
