@@ -3,9 +3,8 @@
 Written against the public ``get_job`` / ``cancel_job`` of a JobSource. Each id's work is a
 task of its own: at most ``concurrency`` lookups at once (one request and its retries each);
 waits share a semaphore of ``concurrency`` request slots (a wait sleeping between polls holds
-none). Ids are read from the
-iterable only as work can start, and each distinct id ends in exactly one outcome: its result,
-or the KooDriveError that ended it.
+none). Ids are read from the iterable only as work can start, and each distinct id ends in
+exactly one outcome: its result, or the KooDriveError that ended it.
 """
 
 from __future__ import annotations

@@ -33,19 +33,15 @@ def _answer(status: int, progress: int, *, files: int = 2, garbled: bool = False
     return body.encode()
 
 
-def _script(answers: list[bytes]) -> Answer:
-    """One body a request, from ``answers`` (the last repeated)."""
+async def _scripted(hostile: Start, answers: list[bytes]) -> Hostile:
+    """A server answering one body a request, from ``answers`` (the last repeated)."""
     given: list[bytes] = []
 
     def answer(request: web.Request, _: bytes) -> web.Response:
         given.append(answers[min(len(given), len(answers) - 1)])
         return web.Response(body=given[-1], content_type="application/json")
 
-    return answer
-
-
-async def _scripted(hostile: Start, answers: list[bytes]) -> Hostile:
-    return await hostile(_script(answers))
+    return await hostile(answer)
 
 
 def _client(server: Hostile, vt: VirtualTime, **options: Any) -> kd.KooDriveClient:
