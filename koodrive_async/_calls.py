@@ -66,9 +66,10 @@ class Caller:
         """GetJobDetail of ``job_id`` (checked); await it for the envelope's data."""
         path = proto.job_path(proto.validate_job_id(job_id))
         return self.send("GET", path, timeout=timeout, deadline=self.deadline(total_timeout),
-                         skim=skim)
+                         skim=skim, name="GetJobDetail")
 
     def deadline(self, total_timeout: float | None) -> float | None:
+        """The deadline, on ``clock``, of a call given ``total_timeout`` seconds (checked)."""
         seconds = check_seconds("total_timeout", total_timeout)
         return None if seconds is None else self._clock() + seconds
 
@@ -84,29 +85,32 @@ class Caller:
         idempotent: bool = True,
         extra_headers: dict[str, str] | None = None,
         skim: bool = False,
+        name: str | None = None,
     ) -> Awaitable[Any]:
         """Send one API request, retrying as the policy says; await it for the envelope's data.
 
         ``deadline`` (on ``clock``) bounds every attempt and every wait between attempts.
         Arguments are checked at once; the request goes out when the result is awaited.
-        ``skim``: see ``Transport.send``.
+        ``skim``: see ``Transport.send``; ``name``: the operation, when the caller knows it.
         """
         limit = self.timeout if isinstance(timeout, UseClientDefault) else check_seconds(
             "timeout", timeout
         )
         self.transport.check_loop()
         payload = orjson.dumps(body) if body is not None else b""
-        name = operation_name(method, path)
+        if name is None:
+            name = operation_name(method, path)
+        traced = telemetry.AVAILABLE and telemetry.tracing()
         # A partial, not a closure or a coroutine of ours: no frame more per request.
         attempt = functools.partial(
             self._attempt, method, path, name, query, payload, extra_headers, limit, deadline,
-            skim,
+            skim, traced,
         )
         call = self.retrier.run(
             attempt, method=method, path=path, deadline=deadline, idempotent=idempotent,
             closed=self.transport.is_closed, operation=name,
         )
-        if telemetry.AVAILABLE and telemetry.tracing():  # else no span, and no frame more
+        if traced:  # else no span, and no frame more
             return telemetry.operation(name, _job_id(name, path, body), call)
         return call
 
@@ -121,42 +125,50 @@ class Caller:
         limit: float | None,
         deadline: float | None,
         skim: bool,
+        traced: bool,
         number: int,
     ) -> Any:
         """Attempt ``number`` of the retry loop: authorized, sent, and sent again after a 401
         the auth flow explains (clock skew, an expired token), each send within the time
         left."""
+        auth_flow = self.auth_flow
+        transport = self.transport
         resent: list[str] = []
         while True:
-            started = self._clock()
-            until = None if limit is None else started + limit
+            left = limit
             if deadline is not None:
-                if deadline <= started:
+                left = deadline - self._clock()
+                if left <= 0:
                     raise RequestTimeoutError(
                         "no time left for the request before the deadline"
                     )
-                until = deadline if until is None else min(until, deadline)
-            headers = self.transport.headers(payload)
+                if limit is not None and limit < left:
+                    left = limit
+            headers = transport.headers(payload)
             if extra_headers:
                 headers.update(extra_headers)
-            generation = self.auth_flow.generation
-            await self.auth_flow.authorize(
-                method, self.transport.signed_path(path), query, headers, payload,
-                timeout=None if until is None else until - started,
-            )
-            left = None if until is None else until - self._clock()
-            if left is not None and left <= 0:
-                raise RequestTimeoutError(f"{method} {path}: no time left after the token")
+            generation = auth_flow.generation
+            if not auth_flow.authorize_now(
+                method, path, query, headers, payload, transport.signed_path
+            ):
+                # The provider is asked for a token: its wait comes out of this send's time.
+                started = self._clock()
+                await auth_flow.authorize(headers, timeout=left)
+                if left is not None:
+                    left -= self._clock() - started
+                    if left <= 0:
+                        raise RequestTimeoutError(
+                            f"{method} {path}: no time left after the token"
+                        )
             try:
-                return await self.transport.send(
+                return await transport.send(
                     method, path, query, payload, headers, timeout=left, operation=name,
                     attempt=number, skim=skim,
+                    trace_request_ctx=telemetry.attempt(headers["X-Traceid"]) if traced else None,
                 )
             except AuthenticationError as exc:
                 # Rejected before any work was done: safe to send again, even a CreateJob.
-                if not self.auth_flow.resend_after_401(
-                    exc, generation=generation, resent=resent
-                ):
+                if not auth_flow.resend_after_401(exc, generation=generation, resent=resent):
                     raise
                 reason = _RESEND_REASONS.get(resent[-1], resent[-1])
                 telemetry.retried(reason)

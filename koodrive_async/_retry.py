@@ -175,12 +175,13 @@ class Retrier:
             closed: Whether the client was closed meanwhile (the error is then a
                 ClientClosedError).
         """
-        call = _Call(self._clock())
+        started = self._clock()
+        call: _Call | None = None  # made at the first failure: most calls never have one
         while True:
             try:
                 if self._paused_until > self._clock():
-                    await self._wait_for_pause(call, deadline)
-                result = await attempt(call.attempts)
+                    await self._wait_for_pause(started, deadline)
+                result = await attempt(1 if call is None else call.attempts)
             except ClientClosedError:
                 raise
             except KooDriveError as exc:
@@ -188,6 +189,8 @@ class Retrier:
                     raise ClientClosedError(f"{method} {path}: the client was closed") from exc
                 if isinstance(exc, APIError) and exc.retry_after:
                     self._pause(exc.retry_after)
+                if call is None:
+                    call = _Call(started)
                 delay = self._delay(exc, call, deadline, idempotent=idempotent,
                                     operation=operation or path)
                 if delay is None:
@@ -201,7 +204,7 @@ class Retrier:
                 )
                 await self._sleep(delay)
             else:
-                self.budget.succeeded(call.spent)
+                self.budget.succeeded(0 if call is None else call.spent)
                 return result
 
     def _delay(
@@ -247,7 +250,7 @@ class Retrier:
         until = self._clock() + min(retry_after, self.policy.max_retry_after)
         self._paused_until = max(self._paused_until, until)
 
-    async def _wait_for_pause(self, call: _Call, deadline: float | None) -> None:
+    async def _wait_for_pause(self, started: float, deadline: float | None) -> None:
         """Wait out the client-wide pause, or raise RateLimitError if it outlasts the call.
 
         A call's time is its deadline, or else its policy's ``max_elapsed``: a pause is
@@ -257,7 +260,7 @@ class Retrier:
         pause = self._paused_until - now
         if pause <= 0:
             return
-        limit = call.started + self.policy.max_elapsed
+        limit = started + self.policy.max_elapsed
         if deadline is not None:
             limit = min(limit, deadline)
         if now + pause >= limit:

@@ -232,13 +232,15 @@ class Transport:
         operation: str = "",
         attempt: int = 1,
         skim: bool = False,
+        trace_request_ctx: dict[str, Any] | None = None,
     ) -> Any:
         """Send one request and return its envelope's data.
 
         ``operation`` (GetJobDetail ...) and ``attempt`` (the retry loop's, from 1) are for
         the DEBUG record ``koodrive_async.http`` logs of it. ``skim``: a GetJobDetail whose
         success answer is about an unfinished job returns its jobInfo alone
-        (``envelope.skim_unfinished``).
+        (``envelope.skim_unfinished``). ``trace_request_ctx``: for aiohttp's tracing (see
+        ``telemetry.attempt``).
 
         Raises:
             TransportError: No answer (ConnectError: the connection could not be opened;
@@ -256,16 +258,22 @@ class Transport:
             async with session.request(
                 method, url, data=payload or None, headers=headers,
                 timeout=self._client_timeout(timeout), allow_redirects=False,
-                trace_request_ctx=telemetry.attempt(trace_id) if telemetry.AVAILABLE else None,
+                trace_request_ctx=trace_request_ctx,
             ) as response:
                 status = response.status
-                date_header = response.headers.get("Date")
+                answer_headers = response.headers
+                date_header = answer_headers.get("Date")
                 retry_after_header = (
-                    response.headers.get("Retry-After")
+                    answer_headers.get("Retry-After")
                     if status in proto.RETRY_AFTER_STATUSES
                     else None
                 )
-                content = await read_capped(response, self._max_response_bytes)
+                length = response.content_length
+                if (length is not None and length <= self._max_response_bytes
+                        and "Content-Encoding" not in answer_headers):
+                    content = await response.read()  # read_capped's fast path, inline
+                else:
+                    content = await read_capped(response, self._max_response_bytes)
         except TimeoutError:
             within = "in time" if timeout is None else f"within {timeout:.3g} s"
             raise RequestTimeoutError(

@@ -266,38 +266,43 @@ class AuthFlow:
             else None
         )
         """The token's Authorization value as last obtained (None: not yet, or app auth)."""
-        self._generation = 0
+        self.generation = 0
+        """Changes each time a 401 drops the token: a re-send asks for a new one."""
         self._question: asyncio.Future[str] | None = None
         self._waiting = 0
 
-    @property
-    def generation(self) -> int:
-        """Changes each time a 401 drops the token: a re-send asks for a new one."""
-        return self._generation
-
-    async def authorize(
+    def authorize_now(
         self,
         method: str,
-        signed_path: str,
+        path: str,
         query: Iterable[tuple[str, str]],
         headers: dict[str, str],
         payload: bytes,
-        *,
-        timeout: float | None,
-    ) -> None:
-        """Set ``headers["Authorization"]``: the request's signature, or the token.
-
-        Raises:
-            TokenProviderError: The provider failed, or gave no token within ``timeout``.
-        """
+        signed_path: Callable[[str], str],
+    ) -> bool:
+        """Set ``headers["Authorization"]`` if that needs no wait: app auth signs the
+        request (its path as ``signed_path(path)`` gives it: what the server sees), a token
+        at hand is reused. False when the provider must be asked: then await ``authorize``."""
         auth = self.auth
         if isinstance(auth, AppAuth):
             signed = {name: headers[_SIGNED_HEADER_NAMES[name]] for name in SIGNED_HEADERS}
             headers["Authorization"] = auth.header_value(
-                method, signed_path, query, signed, payload
+                method, signed_path(path), query, signed, payload
             )
-        else:
-            headers["Authorization"] = self.header or await self._ask(timeout)
+            return True
+        header = self.header
+        if header is None:
+            return False
+        headers["Authorization"] = header
+        return True
+
+    async def authorize(self, headers: dict[str, str], *, timeout: float | None) -> None:
+        """Set ``headers["Authorization"]`` to a token asked of the provider.
+
+        Raises:
+            TokenProviderError: The provider failed, or gave no token within ``timeout``.
+        """
+        headers["Authorization"] = self.header or await self._ask(timeout)
 
     def resend_after_401(
         self, error: AuthenticationError, *, generation: int, resent: list[str]
@@ -310,9 +315,9 @@ class AuthFlow:
         if isinstance(self.auth, TokenAuth) and self.auth.refreshable and "token" not in resent:
             resent.append("token")
             # Many requests may see the same 401 at once: only the first drops the token.
-            if self._generation == generation:
+            if self.generation == generation:
                 self.header = None
-                self._generation += 1
+                self.generation += 1
             return True
         return False
 
@@ -337,8 +342,8 @@ class AuthFlow:
 
     async def _ask_provider(self) -> str:
         assert isinstance(self.auth, TokenAuth)
-        generation = self._generation
+        generation = self.generation
         header = self.auth.header_value(await self.auth.get_token())
-        if generation == self._generation:  # not dropped by a 401 meanwhile
+        if generation == self.generation:  # not dropped by a 401 meanwhile
             self.header = header
         return header
