@@ -1,7 +1,8 @@
 """Run every benchmark and print all their tables (issue 4): one command for the README's numbers.
 
 In sequence, each as a subprocess of this interpreter (with the same ``-W`` options):
-``throughput.py`` (lookups against raw aiohttp), ``decode.py`` (decoding alone),
+``throughput.py`` (lookups against raw aiohttp; again with ``--loop uvloop`` when uvloop is
+installed, the ``speedups`` extra), ``decode.py`` (decoding alone),
 ``poll_cost.py`` (a poll of a big processing job against a full lookup), ``waits.py``
 (memory and time of many waits) and ``poll_efficiency.py`` (polls per job against detection
 lag). Each script also runs alone.
@@ -16,6 +17,7 @@ smoke run whose numbers mean little. Exits non-zero if any benchmark failed.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import subprocess
 import sys
 import time
@@ -24,13 +26,16 @@ from pathlib import Path
 from typing import Final
 
 HERE: Final = Path(__file__).resolve().parent
-# (script, arguments for --quick): full runs use each script's defaults.
+# (script, arguments, more arguments for --quick): full runs use each script's defaults.
+UVLOOP: Final = importlib.util.find_spec("uvloop") is not None
 BENCHMARKS: Final = (
-    ("throughput.py", ["--lookups", "300", "--repeats", "2"]),
-    ("decode.py", ["--quick"]),
-    ("poll_cost.py", ["--lookups", "100", "--repeats", "2"]),
-    ("waits.py", ["--jobs", "1000", "--http-jobs", "200"]),
-    ("poll_efficiency.py", ["--jobs", "200"]),
+    ("throughput.py", [], ["--lookups", "300", "--repeats", "2"]),
+    *([("throughput.py", ["--loop", "uvloop"], ["--lookups", "300", "--repeats", "2"])]
+      if UVLOOP else []),
+    ("decode.py", [], ["--quick"]),
+    ("poll_cost.py", [], ["--lookups", "100", "--repeats", "2"]),
+    ("waits.py", [], ["--jobs", "1000", "--http-jobs", "200"]),
+    ("poll_efficiency.py", [], ["--jobs", "200"]),
 )
 
 
@@ -42,12 +47,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed: list[str] = []
     goals: list[str] = []
     started = time.perf_counter()
-    for name, quick in BENCHMARKS:
-        script = HERE / name
+    for script_name, arguments, quick in BENCHMARKS:
+        script = HERE / script_name
+        extra = [*arguments, *(quick if args.quick else [])]
+        name = " ".join([script_name, *arguments])
         print(f"## {name}\n", flush=True)
-        extra = quick if args.quick else []
         command = [sys.executable, *warning_options, str(script), *extra]
-        print(f"`python benchmarks/{name}{''.join(' ' + a for a in extra)}`\n", flush=True)
+        print(f"`python benchmarks/{script_name}{''.join(' ' + a for a in extra)}`\n", flush=True)
         took = time.perf_counter()
         with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as child:
             assert child.stdout is not None

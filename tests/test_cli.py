@@ -158,6 +158,46 @@ def test_the_library_imports_without_rich_and_the_cli_says_what_to_install() -> 
     assert done.stderr.strip().endswith("pip install 'koodrive-async[cli]'")
 
 
+def test_the_event_loop_is_uvloop_when_installed_and_koodrive_event_loop_says_otherwise(
+    cli: Run, emu: KooDriveEmulator, tmp_path: Path
+) -> None:
+    if sys.platform != "win32":  # the dev extra installs it wherever uvloop exists
+        assert importlib.util.find_spec("uvloop") is not None
+    job_id = emu.add_job(pending_for=0, duration=0)
+    # A uvloop that cannot be imported, first on the path: as if it were not installed.
+    absent = tmp_path / "no-uvloop"
+    (absent / "uvloop").mkdir(parents=True)
+    (absent / "uvloop" / "__init__.py").write_text("raise ImportError('not installed')\n")
+    without = cli.env | {"PYTHONPATH": str(absent)}
+    runs = {
+        name: cli("--verbose", "get", job_id, env=env)
+        for name, env in {
+            "auto": cli.env,
+            "asyncio": cli.env | {"KOODRIVE_EVENT_LOOP": "asyncio"},
+            "uvloop": cli.env | {"KOODRIVE_EVENT_LOOP": " UVLoop "},
+            "auto, absent": without,
+        }.items()
+    }
+    for name, done in runs.items():
+        assert done.returncode == 0, (name, done.stderr)
+    assert "event loop: uvloop.Loop" in runs["auto"].stderr
+    assert "event loop: uvloop.Loop" in runs["uvloop"].stderr
+    assert "event loop: asyncio." in runs["asyncio"].stderr
+    assert "event loop: asyncio." in runs["auto, absent"].stderr
+    required = cli("get", job_id, env=without | {"KOODRIVE_EVENT_LOOP": "uvloop"})
+    assert required.returncode == 2
+    assert required.stderr == (
+        "error: KOODRIVE_EVENT_LOOP=uvloop, but uvloop is not installed: "
+        "pip install 'koodrive-async[speedups]'\n"
+    )
+    unknown = cli("get", job_id, env=cli.env | {"KOODRIVE_EVENT_LOOP": "tokio"})
+    assert unknown.returncode == 2
+    assert "KOODRIVE_EVENT_LOOP must be one of auto, asyncio, uvloop, not 'tokio'" in (
+        unknown.stderr
+    )
+    assert unknown.stdout == required.stdout == ""
+
+
 # -- get, list ---------------------------------------------------------------------------------
 
 

@@ -4,6 +4,9 @@ Commands: get, wait, list, create, cancel, download, emulator, demo (``--help`` 
 one table of them in ``_commands``; global options before or after the command.
 It needs the ``cli`` extra (rich, for the bars): ``pip install 'koodrive-async[cli]'``.
 
+Runs on uvloop when it is installed (the ``speedups`` extra); ``$KOODRIVE_EVENT_LOOP``
+says otherwise (``asyncio``, or ``uvloop`` to require it).
+
 Exit codes: 0 all ok; 1 API or transport error; 2 usage error; 3 timeout; 4 a job ended
 canceled or with failed files; 130 interrupted.
 """
@@ -16,7 +19,7 @@ import importlib.util
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ._exit import (
@@ -79,6 +82,32 @@ def _log_level(verbose: bool, env: Mapping[str, str]) -> int:
     return LOG_LEVELS[name]
 
 
+#: What ``$KOODRIVE_EVENT_LOOP`` may say: ``auto`` (the default) is uvloop if installed.
+EVENT_LOOPS = ("auto", "asyncio", "uvloop")
+_MISSING_UVLOOP = (
+    "KOODRIVE_EVENT_LOOP=uvloop, but uvloop is not installed: "
+    "pip install 'koodrive-async[speedups]'"
+)
+
+
+def _loop_factory(env: Mapping[str, str]) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop, as ``$KOODRIVE_EVENT_LOOP`` and what is installed say (None: asyncio's)."""
+    name = env.get("KOODRIVE_EVENT_LOOP", "").strip().lower() or "auto"
+    if name not in EVENT_LOOPS:
+        raise UsageError(
+            f"KOODRIVE_EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, not {name!r}"
+        )
+    if name == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if name == "uvloop":
+            raise UsageError(_MISSING_UVLOOP) from None
+        return None
+    return uvloop.new_event_loop
+
+
 def _log_to_stderr(level: int = logging.WARNING) -> None:
     # The library logs a failed CancelJob-on-exit as a warning: the user must see that.
     handler = _StderrHandler()
@@ -93,6 +122,10 @@ async def _run(command: Command, args: argparse.Namespace, env: Mapping[str, str
     import koodrive_async as kd
 
     from ._config import Context
+
+    loop = type(asyncio.get_running_loop())
+    logging.getLogger("koodrive_async.cli").debug("event loop: %s.%s", loop.__module__,
+                                                  loop.__qualname__)
     from ._output import Output
 
     out = Output(
@@ -158,12 +191,14 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
     try:
         check_text(parsers[name], args)
         level = _log_level(bool(getattr(args, "verbose", False)), env)
+        loop_factory = _loop_factory(env)
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return exc.code
     _log_to_stderr(level)
     try:
-        code = asyncio.run(_run(command, args, env))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            code = runner.run(_run(command, args, env))
         sys.stdout.flush()  # here, not at exit, so that a closed pipe is seen below
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr, flush=True)
