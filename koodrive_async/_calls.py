@@ -70,6 +70,8 @@ class Caller:
 
     def deadline(self, total_timeout: float | None) -> float | None:
         """The deadline, on ``clock``, of a call given ``total_timeout`` seconds (checked)."""
+        if total_timeout is None:  # the usual case, without a call more
+            return None
         seconds = check_seconds("total_timeout", total_timeout)
         return None if seconds is None else self._clock() + seconds
 

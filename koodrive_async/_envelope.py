@@ -34,6 +34,7 @@ _JSON_ERRORS: Final = (orjson.JSONDecodeError, UnicodeDecodeError)
 #: (not ``false``, ``0.0``, ``0e0``, ``"00"`` nor ``" 0"``).
 SUCCESS_CODE: Final = 0
 _MAX_CODE_CHARS: Final = 64
+_ABSENT: Final = object()
 _CANONICAL_INT: Final = re.compile(r"0|-?[1-9][0-9]{0,17}")
 
 
@@ -172,9 +173,12 @@ def decode_envelope(
         raise ResponseDecodeError(
             f"HTTP {http_status} answer is not a JSON object but {type(document).__name__}"
         )
-    if "code" not in document and "error_code" not in document:
-        raise ResponseDecodeError(f"HTTP {http_status} answer has no 'code'")
-    if not is_success_code(document.get("code", document.get("error_code"))):
+    code = document.get("code", _ABSENT)
+    if code is _ABSENT:
+        code = document.get("error_code", _ABSENT)
+        if code is _ABSENT:
+            raise ResponseDecodeError(f"HTTP {http_status} answer has no 'code'")
+    if not is_success_code(code):
         raise api_error(
             http_status, body, trace_id=trace_id, retry_after=retry_after,
             secrets=secrets_of(auth, authorization), clock_skew=clock_skew,

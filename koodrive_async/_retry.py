@@ -108,8 +108,8 @@ class RetryBudget:
         ``BUDGET_SUCCESS_REFUND`` when it needed no retry)."""
         if self.capacity is None:
             return
-        refund = spent if spent else BUDGET_SUCCESS_REFUND
-        self.available = min(self.capacity, self.available + refund)
+        available = self.available + (spent if spent else BUDGET_SUCCESS_REFUND)
+        self.available = available if available < self.capacity else self.capacity
 
     def __repr__(self) -> str:
         if self.capacity is None:

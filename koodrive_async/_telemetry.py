@@ -82,10 +82,11 @@ def _get_tracer() -> Any:
     # get_tracer_provider() looks an environment variable up at every call (0.8 us, a
     # KeyError raised and caught): the API's global is read first, where there is one.
     current = getattr(_trace, "_TRACER_PROVIDER", _UNKNOWN)
-    if current is _tracer_of and current is not None:
+    if current is None:  # none set: the usual case without telemetry
+        if not _PROVIDER_FROM_ENV:
+            return None
+    elif current is _tracer_of:
         return _tracer
-    if current is None and not _PROVIDER_FROM_ENV:
-        return None
     provider = _trace.get_tracer_provider()
     if provider is not _tracer_of:
         from . import __version__

@@ -252,7 +252,8 @@ class Transport:
         url = self.base.with_path(self._prefix + path, encoded=True)
         if query:
             url = url.with_query(query)
-        started = time.perf_counter()
+        debug = logger.isEnabledFor(logging.DEBUG)
+        started = time.perf_counter() if debug else 0.0
         status: int | None = None
         try:
             async with session.request(
@@ -290,7 +291,7 @@ class Transport:
                 f"{method} {path}: the client's aiohttp session is closed"
             ) from exc
         finally:
-            if logger.isEnabledFor(logging.DEBUG):
+            if debug:
                 _log_attempt(method, operation, status, attempt, started, trace_id)
         # server_clock_offset ignores an implausible Date (a year outside 1970..9998, or more
         # than 7 days from our clock): one bad answer must not push X-Date out of range.
