@@ -4,8 +4,8 @@ In sequence, each as a subprocess of this interpreter (with the same ``-W`` opti
 ``throughput.py`` (lookups against raw aiohttp; again with ``--loop uvloop`` when uvloop is
 installed, the ``speedups`` extra), ``decode.py`` (decoding alone),
 ``poll_cost.py`` (a poll of a big processing job against a full lookup), ``waits.py``
-(memory and time of many waits) and ``poll_efficiency.py`` (polls per job against detection
-lag). Each script also runs alone.
+(memory and time of many waits), ``poll_efficiency.py`` (polls per job against detection
+lag) and ``telemetry.py`` (what telemetry costs a lookup). Each script also runs alone.
 
 Each script prints its goals as ``- met: ...`` / ``- NOT met: ...`` lines; at the end, every
 one of them is printed again under "Goals", so one run shows where the speed issue stands.
@@ -36,6 +36,7 @@ BENCHMARKS: Final = (
     ("poll_cost.py", [], ["--lookups", "100", "--repeats", "2"]),
     ("waits.py", [], ["--jobs", "1000", "--http-jobs", "200"]),
     ("poll_efficiency.py", [], ["--jobs", "200"]),
+    ("telemetry.py", [], ["--lookups", "200", "--repeats", "1"]),
 )
 
 

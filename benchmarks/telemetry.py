@@ -219,20 +219,23 @@ def spawn(mode: str, base_url: str, concurrency: int, package: Path) -> subproce
     return proc
 
 
-def run(proc: subprocess.Popen[str], lookups: int) -> tuple[float, int]:
+def ask(proc: subprocess.Popen[str], request: str) -> list[str]:
+    """Send the worker one request line; its answer line, split."""
     assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(f"{lookups}\n")
+    proc.stdin.write(f"{request}\n")
     proc.stdin.flush()
-    cpu, spans = proc.stdout.readline().split()
+    return proc.stdout.readline().split()
+
+
+def run(proc: subprocess.Popen[str], lookups: int) -> tuple[float, int]:
+    """CPU per lookup of ``lookups`` lookups in the worker, and the spans they made."""
+    cpu, spans = ask(proc, str(lookups))
     return float(cpu), int(spans)
 
 
 def count(proc: subprocess.Popen[str], lookups: int) -> tuple[float, float]:
     """Instructions per lookup in the worker: in all, and telemetry's own."""
-    assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(f"count {lookups}\n")
-    proc.stdin.flush()
-    total, ours = proc.stdout.readline().split()
+    total, ours = ask(proc, f"count {lookups}")
     return float(total), float(ours)
 
 
