@@ -50,9 +50,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
+
+from _instructions import count_instructions
 
 HERE: Final = Path(__file__).resolve().parent
 ROOT: Final = HERE.parent
@@ -125,7 +127,7 @@ async def worker(mode: str, base_url: str, concurrency: int) -> None:
                 next_id += lookups
                 work = functools.partial(
                     asyncio.gather, *(lookup(client, ids) for _ in range(concurrency)))
-                total, ours = await count_instructions(work)
+                total, ours = await count_instructions(work, is_telemetry)
                 print(f"{total / lookups:.1f} {ours / lookups:.1f}", flush=True)
                 continue
             lookups = int(line)
@@ -141,41 +143,13 @@ async def worker(mode: str, base_url: str, concurrency: int) -> None:
             print(f"{cpu / lookups * 1e6:.3f} {spans}", flush=True)
 
 
-async def count_instructions(work: Callable[[], Awaitable[object]]) -> tuple[int, int]:
-    """Python bytecode instructions executed while ``work()`` runs: all of them, and
-    telemetry's own (its module, the OpenTelemetry API, and every line of ours that reads
-    ``telemetry.`` or ``traced``: the checks made before a hook is called or skipped)."""
-    total = ours = 0
-    of_telemetry: dict[tuple[str, int], bool] = {}  # by (file, line): looked up once
-
-    def is_telemetry(filename: str, line: int | None) -> bool:
-        key = (filename, line or 0)
-        found = of_telemetry.get(key)
-        if found is None:
-            text = linecache.getline(filename, line) if line else ""
-            found = of_telemetry[key] = (
-                filename.endswith("_telemetry.py") or f"{os.sep}opentelemetry{os.sep}" in filename
-                or ("koodrive_async" in filename and ("telemetry." in text or "traced" in text)))
-        return found
-
-    def local(frame: Any, event: str, arg: object) -> Any:
-        nonlocal total, ours
-        if event == "opcode":
-            total += 1
-            if is_telemetry(frame.f_code.co_filename, frame.f_lineno):
-                ours += 1
-        return local
-
-    def call(frame: Any, event: str, arg: object) -> Any:
-        frame.f_trace_opcodes = True
-        return local
-
-    sys.settrace(call)
-    try:
-        await work()
-    finally:
-        sys.settrace(None)
-    return total, ours
+def is_telemetry(filename: str, line: int | None) -> bool:
+    """Telemetry's own code: its module, the OpenTelemetry API, and every line of ours that
+    reads ``telemetry.`` or ``traced`` (the checks made before a hook is called or skipped)."""
+    if filename.endswith("_telemetry.py") or f"{os.sep}opentelemetry{os.sep}" in filename:
+        return True
+    text = linecache.getline(filename, line) if line else ""
+    return "koodrive_async" in filename and ("telemetry." in text or "traced" in text)
 
 
 async def lookup(client: Any, ids: Iterator[str]) -> None:

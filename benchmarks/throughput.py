@@ -49,6 +49,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _instructions import count_instructions
+
 import koodrive_async as kd
 
 SERVER: Final = Path(__file__).resolve().parent / "_server.py"
@@ -62,6 +64,8 @@ GOAL_RATIO_EVERYWHERE: Final = 0.85
 GOAL_CPU_VS_HANDWRITTEN: Final = 1.05
 #: p99 / p50 latency of the lookups of (d) at concurrency 500.
 GOAL_STARVATION: Final = 5.0
+#: Lookups whose Python instructions are counted at the goal concurrency (tracing is slow).
+COUNTED_LOOKUPS: Final = 300
 STARVATION_CONCURRENCY: Final = 500
 VARIANTS: Final = {
     "a": "raw aiohttp, read()",
@@ -91,6 +95,7 @@ class Series:
     samples: list[Sample] = field(default_factory=list)
     ratios: list[float] = field(default_factory=list)  # throughput / baseline's, per repetition
     cpu_ratios: list[float] = field(default_factory=list)  # CPU per lookup / baseline's
+    instructions: float | None = None  # Python instructions per lookup (goal concurrency)
 
 
 class Server:
@@ -280,6 +285,11 @@ async def bench_concurrency(server: Server, concurrency: int, lookups: int, repe
                 series[name].samples.append(sample)
                 series[name].ratios.append(sample.rate / base.rate)
                 series[name].cpu_ratios.append(sample.cpu_us / base.cpu_us)
+        if concurrency == GOAL_CONCURRENCY:
+            counted = ids[:COUNTED_LOOKUPS]
+            for name, run in runs.items():
+                total, _ = await count_instructions(functools.partial(run, counted))
+                series[name].instructions = total / len(counted)
     return series
 
 
@@ -310,6 +320,17 @@ def print_tables(results: dict[int, dict[str, Series]], lookups: dict[int, int],
                 f"| {p50:.2f} / {p99:.2f} "
                 f"| {_spread([x.p99_ms / x.p50_ms for x in s.samples], '.1f')} |"
             )
+    counted = {name: s.instructions for name, s in results.get(GOAL_CONCURRENCY, {}).items()
+               if s.instructions is not None}
+    if counted:
+        print(f"\nPython instructions per lookup at concurrency {GOAL_CONCURRENCY} "
+              f"({COUNTED_LOOKUPS} lookups counted; asyncio's and aiohttp's Python included, C "
+              "code not counted): a cost the machine's load does not move.\n")
+        print("| variant | instructions per lookup | ratio to (b) | ratio to (e) |")
+        print("|---|---:|---:|---:|")
+        for name, count in counted.items():
+            print(f"| ({name}) {VARIANTS[name]} | {count:,.0f} | {count / counted[BASELINE]:.2f} "
+                  f"| {count / counted['e']:.2f} |")
     print()
     for line in goals(results):
         print(line)
