@@ -16,8 +16,8 @@ looked up by four variants:
 ids; (d) is the client's own fan-out. The raw variants share one session whose connector has
 ``limit=c, limit_per_host=0``; (c) and (d) share one client with ``max_connections=c``. Every
 variant first runs a warm-up (which also opens the pool's connections), then the repetitions
-interleave the variants (a, b, c, d, a, b, c, d, ...) so that the machine's noise hits all
-alike. Each run reports lookups/s (wall clock), client CPU per lookup (``time.process_time``
+interleave the variants, their order rotated each repetition (a, b, c, d, e, then b, c, d, e,
+a, ...), so that the machine's noise hits all alike. Each run reports lookups/s (wall clock), client CPU per lookup (``time.process_time``
 of this process / N) and the server's CPU per lookup (``/proc``, Linux only). Ratios are taken
 per repetition against (b) of the same repetition; the tables give their median and range.
 Latency: every lookup is timed (for (d), inside the client's fan-out, by a subclass whose
@@ -278,10 +278,14 @@ async def bench_concurrency(server: Server, concurrency: int, lookups: int, repe
         for run in runs.values():
             await run(warmup)
         series = {name: Series() for name in runs}
-        for _ in range(repeats):
-            round_ = {name: await timed(run, ids, server) for name, run in runs.items()}
+        names = list(runs)
+        for repeat in range(repeats):
+            # Rotated each repetition: no variant always runs after the same one.
+            order = names[repeat % len(names):] + names[:repeat % len(names)]
+            round_ = {name: await timed(runs[name], ids, server) for name in order}
             base = round_[BASELINE]
-            for name, sample in round_.items():
+            for name in names:
+                sample = round_[name]
                 series[name].samples.append(sample)
                 series[name].ratios.append(sample.rate / base.rate)
                 series[name].cpu_ratios.append(sample.cpu_us / base.cpu_us)
