@@ -17,9 +17,10 @@ ids; (d) is the client's own fan-out. The raw variants share one session whose c
 ``limit=c, limit_per_host=0``; (c) and (d) share one client with ``max_connections=c``. Every
 variant first runs a warm-up (which also opens the pool's connections), then the repetitions
 interleave the variants, their order rotated each repetition (a, b, c, d, e, then b, c, d, e,
-a, ...), so that the machine's noise hits all alike. Each run reports lookups/s (wall clock), client CPU per lookup (``time.process_time``
-of this process / N) and the server's CPU per lookup (``/proc``, Linux only). Ratios are taken
-per repetition against (b) of the same repetition; the tables give their median and range.
+a, ...), so that the machine's noise hits all alike. Each run reports lookups/s (wall clock),
+client CPU per lookup (``time.process_time`` of this process / N) and the server's CPU per
+lookup (``/proc``, Linux only). Ratios are taken per repetition against (b) of the same
+repetition; the tables give their median and range.
 Latency: every lookup is timed (for (d), inside the client's fan-out, by a subclass whose
 ``get_job`` times the inherited one); the table gives p50, p99 and p99 / p50 per variant,
 the starvation figure of the fan-out at concurrency 500.
