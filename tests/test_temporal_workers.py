@@ -86,12 +86,14 @@ class WorkerProcess:
         await self.reap()
 
     async def reap(self) -> None:
+        """Kill the process if it runs, and wait (at most STEP each) for its exit and EOF."""
         if self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
-        await self.proc.wait()
+        await asyncio.wait_for(self.proc.wait(), STEP)
         assert self.proc.stdout is not None
-        await self.proc.stdout.read()  # to EOF, so the pipe's transport closes
+        # To EOF, so the pipe's transport closes.
+        await asyncio.wait_for(self.proc.stdout.read(), STEP)
 
 
 @dataclass
@@ -152,9 +154,8 @@ def _emulator(clock: ManualClock) -> Iterator[KooDriveEmulator]:
 @pytest.fixture
 async def h(tmp_path: Path) -> AsyncIterator[Harness]:
     clock = ManualClock(1000.0)
-    async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(DEV_SERVER)
-    ) as env:
+    env = await WorkflowEnvironment.start_local(dev_server_existing_path=str(DEV_SERVER))
+    try:
         with _emulator(clock) as emu:
             harness = Harness(env.client, emu, clock, tmp_path)
             try:
@@ -162,6 +163,9 @@ async def h(tmp_path: Path) -> AsyncIterator[Harness]:
             finally:  # every worker process is reaped, whatever happened
                 for worker in harness.workers:
                     await worker.reap()
+    finally:
+        # Bounded: after a failed test, an unbounded shutdown once hung the suite.
+        await asyncio.wait_for(env.shutdown(), STEP)
 
 
 async def last_heartbeat(temporal: Client, handle: Handle) -> dict[str, Any] | None:
