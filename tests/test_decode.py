@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
 import cattrs
 import pytest
 from cattrs.errors import ForbiddenExtraKeysError
@@ -270,6 +271,25 @@ def test_the_fast_path_takes_the_common_case() -> None:
     fast = fast_structurers()
     for cls, document in ((JobDetail, SEED["data"]), (JobDetail, _all_wire_fields())):
         assert fast[cls](document) == slow.structure(document, cls)
+
+
+def test_a_decoded_task_info_holds_only_what_the_document_has_and_behaves_whole() -> None:
+    """The fast path stores only the fields sent (the class holds the defaults), so the
+    instance's dict stays small; reads, equality, hashing, pickling and evolve see every
+    field as if it had been built whole."""
+    import pickle
+    import sys
+
+    decoded = fast_structurers()[TaskInfo](SEED["data"]["taskInfos"][0])
+    whole = TaskInfo(**{field.name: getattr(decoded, field.name)
+                        for field in attrs.fields(TaskInfo)})
+    assert set(vars(decoded)) == {"file_id", "status", "new_file_id", "src_container_id"}
+    assert decoded.result_code is None and decoded.create_time is None
+    assert decoded == whole and hash(decoded) == hash(whole) and repr(decoded) == repr(whole)
+    assert pickle.loads(pickle.dumps(decoded)) == whole
+    assert attrs.evolve(decoded, result_code="0") == attrs.evolve(whole, result_code="0")
+    # A split table sharing the class's keys, not a combined dict of its own (464 bytes).
+    assert sys.getsizeof(vars(decoded)) < sys.getsizeof(dict(vars(whole)))
 
 
 @settings(max_examples=200, deadline=None)
