@@ -64,7 +64,7 @@ class Caller:
         self, job_id: str, timeout: Timeout, total_timeout: float | None, *, skim: bool
     ) -> Awaitable[Any]:
         """GetJobDetail of ``job_id`` (checked); await it for the envelope's data."""
-        path = proto.job_path(proto.validate_job_id(job_id))
+        path = proto.job_path(job_id)
         return self.send("GET", path, timeout=timeout, deadline=self.deadline(total_timeout),
                          skim=skim, name="GetJobDetail")
 

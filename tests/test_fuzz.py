@@ -8,6 +8,7 @@ import math
 import string
 from urllib.parse import unquote
 
+import pytest
 import yarl
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -115,6 +116,8 @@ def test_no_accepted_job_id_can_change_the_path(job_id: str) -> None:
     try:
         proto.validate_job_id(job_id)
     except InvalidJobIdError:
+        with pytest.raises(InvalidJobIdError):  # the path is checked alike
+            proto.job_path(job_id)
         return
     path = proto.job_path(job_id)
     url = BASE.with_path(path, encoded=True)

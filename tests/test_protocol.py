@@ -40,15 +40,16 @@ def test_bad_job_ids_are_refused(job_id: str) -> None:
 
 @pytest.mark.parametrize("job_id", [None, 1309243162258308352, b"123"])
 def test_non_string_job_ids_are_refused(job_id: object) -> None:
-    with pytest.raises(ValueError, match="must be a str"):
-        proto.validate_job_id(job_id)
+    for check in (proto.validate_job_id, proto.job_path):
+        with pytest.raises(ValueError, match="must be a str"):
+            check(job_id)
 
 
 def test_good_job_ids_map_to_one_path_segment() -> None:
-    assert proto.job_path(proto.validate_job_id("1309243162258308352")) == (
+    assert proto.job_path("1309243162258308352") == (
         "/koodrive/ose/v1/1309243162258308352"
     )
-    assert proto.job_path(proto.validate_job_id("a:b@c+d")) == "/koodrive/ose/v1/a%3Ab%40c%2Bd"
+    assert proto.job_path("a:b@c+d") == "/koodrive/ose/v1/a%3Ab%40c%2Bd"
 
 
 @pytest.mark.parametrize(
