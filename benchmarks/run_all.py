@@ -1,11 +1,12 @@
 """Run every benchmark and print all their tables (issue 4): one command for the README's numbers.
 
 In sequence, each as a subprocess of this interpreter (with the same ``-W`` options):
-``throughput.py`` (lookups against raw aiohttp; again with ``--loop uvloop`` when uvloop is
-installed, the ``speedups`` extra), ``decode.py`` (decoding alone),
-``poll_cost.py`` (a poll of a big processing job against a full lookup), ``waits.py``
-(memory and time of many waits), ``poll_efficiency.py`` (polls per job against detection
-lag) and ``telemetry.py`` (what telemetry costs a lookup). Each script also runs alone.
+``throughput.py`` (lookups against raw aiohttp, with ``--callgrind`` when valgrind is
+installed; again with ``--loop uvloop`` when uvloop is installed, the ``speedups`` extra),
+``decode.py`` (decoding alone), ``poll_cost.py`` (a poll of a big processing job against a
+full lookup), ``waits.py`` (memory and time of many waits), ``poll_efficiency.py`` (polls per
+job against detection lag) and ``telemetry.py`` (what telemetry costs a lookup).
+Each script also runs alone.
 
 Each script prints its goals as ``- met: ...`` / ``- NOT met: ...`` lines; at the end, every
 one of them is printed again under "Goals", so one run shows where the speed issue stands.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import shutil
 import subprocess
 import sys
 import time
@@ -28,8 +30,10 @@ from typing import Final
 HERE: Final = Path(__file__).resolve().parent
 # (script, arguments, more arguments for --quick): full runs use each script's defaults.
 UVLOOP: Final = importlib.util.find_spec("uvloop") is not None
+# Machine instructions, C included, decide the CPU goal where valgrind is installed.
+CALLGRIND: Final = ["--callgrind"] if shutil.which("valgrind") else []
 BENCHMARKS: Final = (
-    ("throughput.py", [], ["--lookups", "300", "--repeats", "2"]),
+    ("throughput.py", CALLGRIND, ["--lookups", "300", "--repeats", "2"]),
     *([("throughput.py", ["--loop", "uvloop"], ["--lookups", "300", "--repeats", "2"])]
       if UVLOOP else []),
     ("decode.py", [], ["--quick"]),

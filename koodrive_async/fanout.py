@@ -1,15 +1,17 @@
 """Bounded fan-out: many lookups or waits at once, outcomes in completion order.
 
-Written against the public ``get_job`` / ``cancel_job`` of a JobSource. Each id's work is a
-task of its own: at most ``concurrency`` lookups at once (one request and its retries each);
-waits share a semaphore of ``concurrency`` request slots (a wait sleeping between polls holds
-none). Ids are read from the iterable only as work can start, and each distinct id ends in
-exactly one outcome: its result, or the KooDriveError that ended it.
+Written against the public ``get_job`` / ``cancel_job`` of a JobSource. At most
+``concurrency`` lookups at once (one request and its retries each), made by as many worker
+tasks; each wait is a task of its own, and waits share a semaphore of ``concurrency`` request
+slots (a wait sleeping between polls holds none). Ids are read from the iterable only as
+work can start, and each distinct id ends in exactly one outcome: its result, or the
+KooDriveError that ended it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import functools
 import logging
@@ -176,9 +178,121 @@ async def _fan_out(
             await asyncio.gather(*running, return_exceptions=True)
 
 
-# get_jobs and wait_for_jobs return _fan_out's generator itself, not one of their own
-# wrapping it: a generator inside a generator may be closed by the loop's shutdown before
-# its parent is (both at once), and each layer costs a frame switch per outcome.
+class _Raised:
+    """What a lookup raised that is not a KooDriveError (a bug, or the ids' own iterator
+    failing): handed to the consumer, which raises it."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+async def _pooled(
+    job_ids: Iterable[str],
+    work: Callable[[str], Coroutine[Any, Any, T]],
+    *,
+    max_active: int,
+) -> AsyncGenerator[tuple[str, T | KooDriveError], None]:
+    """``_fan_out`` for short work (lookups), by at most ``max_active`` worker tasks that
+    each take the next id as they finish one: the same outcomes and clean-up; at most
+    ``max_active`` at work and as many finished, not yet handed over.
+
+    A task per lookup, or a wait per lookup for the consumer to free a slot, made the garbage
+    collector run about 20 times as often: 13 % of a lookup's CPU. A worker lives for many
+    lookups and waits only while the consumer is slower than they are. Waits stay a task
+    each (``_fan_out``).
+    """
+    if isinstance(job_ids, str | bytes):
+        raise ValueError("job_ids must be an iterable of job ids, not one string")
+    ids = iter(job_ids)
+    seen: set[str] = set()
+    exhausted = False
+    finished: asyncio.Queue[tuple[Any, Any] | _Raised | None] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    queued = 0  # outcomes not yet handed over: a worker waits while there are max_active
+    # Workers waiting for the consumer, woken one per handover.
+    blocked: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def take() -> Any:
+        nonlocal exhausted
+        while not exhausted:
+            job_id = next(ids, _END)
+            if job_id is _END:
+                exhausted = True
+            elif not isinstance(job_id, str):  # refused by ``work``: InvalidJobIdError
+                return job_id
+            elif job_id not in seen:  # asked twice: looked up once, answered once
+                seen.add(job_id)
+                return job_id
+        return _END
+
+    async def worker(job_id: Any) -> None:
+        nonlocal queued
+        try:
+            while job_id is not _END:
+                try:
+                    outcome: Any = await work(job_id)
+                except KooDriveError as exc:  # invalid ids included: InvalidJobIdError
+                    outcome = exc
+                finished.put_nowait((job_id, outcome))
+                queued += 1
+                while queued >= max_active and not exhausted:
+                    room = loop.create_future()
+                    blocked.append(room)
+                    await room
+                job_id = take()
+            finished.put_nowait(None)
+        except BaseException as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            # Anything else is a bug, an error of the ids' iterator, or a callback's: it
+            # stops all.
+            finished.put_nowait(_Raised(exc))
+
+    workers: list[asyncio.Task[None]] = []
+
+    def stop(_: object) -> None:
+        for task in workers:
+            task.cancel()
+
+    consumer = asyncio.current_task()
+    if consumer is not None:
+        consumer.add_done_callback(stop)
+    try:
+        while len(workers) < max_active:
+            first = take()
+            if first is _END:
+                break
+            workers.append(loop.create_task(worker(first)))
+        working = len(workers)
+        while working:
+            item = await finished.get()
+            if item is None:
+                working -= 1
+            elif type(item) is _Raised:
+                raise item.error
+            else:
+                queued -= 1
+                while blocked:
+                    room = blocked.popleft()
+                    if not room.done():
+                        room.set_result(None)
+                        break
+                yield item  # type: ignore[misc]
+    finally:
+        if consumer is not None:
+            consumer.remove_done_callback(stop)
+        stop(None)
+        if workers:
+            await asyncio.gather(*workers, return_exceptions=True)
+
+
+# get_jobs and wait_for_jobs return _pooled's and _fan_out's generators themselves, not ones
+# of their own wrapping them: a generator inside a generator may be closed by the loop's
+# shutdown before its parent is (both at once), and each layer costs a frame switch per
+# outcome.
 
 
 class Lookups(Protocol):
@@ -213,7 +327,7 @@ def get_jobs(
     # get_job validates the id (InvalidJobIdError): a partial spares a frame per lookup.
     lookup = functools.partial(source.get_job, timeout=timeout, total_timeout=total_timeout)
     # A lookup holds its outcome slot from start to end: the slot count is the bound.
-    return _fan_out(job_ids, lookup, max_active=concurrency)
+    return _pooled(job_ids, lookup, max_active=concurrency)
 
 
 def wait_for_jobs(

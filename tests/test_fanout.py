@@ -207,16 +207,25 @@ async def test_breaking_out_of_waits_stops_them(live: KooDriveEmulator) -> None:
         assert len(emulator.requests) == count, "no poll after leaving"
 
 
-async def test_cancelling_the_consumer_cancels_the_fan_out(emulator: KooDriveEmulator) -> None:
+@pytest.mark.parametrize("fan_out", ["wait_for_jobs", "get_jobs"])
+async def test_cancelling_the_consumer_cancels_the_fan_out(
+    emulator: KooDriveEmulator, fan_out: str
+) -> None:
     ids = [emulator.add_job(duration=1000) for _ in range(30)]
+    if fan_out == "get_jobs":  # lookups held in flight while the consumer is cancelled
+        emulator.inject(Fault.delay(30.0), times=None)
     before = client_tasks()
     async with real_client(emulator) as client:
         async def consume() -> None:
+            if fan_out == "get_jobs":
+                async for _ in client.get_jobs(ids, concurrency=5):
+                    pass
+                return
             async for _ in client.wait_for_jobs(ids, concurrency=5, poll=FAST):
                 pass
 
         task = asyncio.create_task(consume())
-        await eventually(lambda: len(emulator.requests) >= 30)
+        await eventually(lambda: len(emulator.requests) >= (5 if fan_out == "get_jobs" else 30))
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -237,12 +246,50 @@ async def test_a_generator_of_ids_is_read_lazily(
 
     async with aclosing(client.get_jobs(ids(), concurrency=8)) as lookups:
         outcomes = []
+        most_ahead = 0
         async for item in lookups:
             outcomes.append(item)
+            # A slow consumer: the lookups have all the time they want to run ahead.
+            await asyncio.sleep(0.02)
+            most_ahead = max(most_ahead, pulled - len(outcomes))
             if len(outcomes) == 20:
                 break
-    assert pulled <= 20 + 8
-    assert len(emulator.requests) <= 20 + 8
+    # Taken and not handed over: at most 8 at work and 8 finished, waiting for the consumer.
+    assert most_ahead <= 2 * 8
+    assert most_ahead >= 8, "the bound was used, not a much lower one"
+    assert pulled <= 20 + 2 * 8
+    assert len(emulator.requests) <= 20 + 2 * 8
+
+
+async def test_an_error_of_the_ids_iterator_or_of_the_source_stops_the_lookups(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient
+) -> None:
+    """Not a KooDriveError, so no job's outcome: raised from get_jobs, after the outcomes
+    already made, with nothing left running."""
+    good = [emulator.add_job() for _ in range(4)]
+
+    def ids() -> Iterator[str]:
+        yield from good
+        raise LookupError("the caller's iterator broke")
+
+    before = client_tasks()
+    seen = []
+    with pytest.raises(LookupError, match="iterator broke"):
+        async for job_id, _ in client.get_jobs(ids(), concurrency=2):
+            seen.append(job_id)
+    assert set(seen) <= set(good)
+    assert client_tasks() - before == set()
+
+    class Buggy:
+        async def get_job(self, job_id: str, **_: object) -> kd.JobDetail:
+            if job_id == "bug":
+                raise ZeroDivisionError("a bug in the source")
+            return await client.get_job(job_id)
+
+    with pytest.raises(ZeroDivisionError):
+        async for _ in fanout.get_jobs(Buggy(), [*good, "bug"], concurrency=3):
+            pass
+    assert client_tasks() - before == set()
 
 
 async def test_concurrency_is_checked_and_capped_at_the_pool(
