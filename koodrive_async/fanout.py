@@ -22,6 +22,7 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Collection,
     Coroutine,
     Iterable,
 )
@@ -101,6 +102,36 @@ def _left(total_timeout: float | None, waited: float) -> float | None:
     return left
 
 
+class _Owned:
+    """The tasks of a fan-out, for as long as the task consuming its outcomes runs.
+
+    On exit (the iteration ended, left early or failed) they are cancelled and awaited; and
+    when the consumer ends first (cancelled in the loop's body, say), they are cancelled at
+    once, as the fan-out's generator may stay suspended at a yield, unclosed, for as long as
+    anything references it. A class, not a generator: at the loop's shutdown a generator
+    inside the fan-out's could be closed before it.
+    """
+
+    def __init__(self, tasks: Collection[asyncio.Task[Any]]) -> None:
+        self._tasks = tasks  # the fan-out's own collection, as it grows and shrinks
+        self._consumer = asyncio.current_task()
+
+    def _stop(self, _: object = None) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+    async def __aenter__(self) -> None:
+        if self._consumer is not None:
+            self._consumer.add_done_callback(self._stop)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._consumer is not None:
+            self._consumer.remove_done_callback(self._stop)
+        self._stop()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
 async def _fan_out(
     job_ids: Iterable[str],
     work: Callable[[str], Coroutine[Any, Any, T]],
@@ -148,16 +179,7 @@ async def _fan_out(
         running.add(task)
         return task
 
-    def stop(_: object) -> None:
-        for task in running:
-            task.cancel()
-
-    # The work lives as long as its consumer: a cancelled consumer may leave this
-    # generator suspended at a yield, unclosed, for as long as anything references it.
-    consumer = asyncio.current_task()
-    if consumer is not None:
-        consumer.add_done_callback(stop)
-    try:
+    async with _Owned(running):
         fill()
         while running:
             task = await finished.get()
@@ -170,12 +192,6 @@ async def _fan_out(
                 outcome = exc
             # Anything else is a bug, or an error of the caller's callback: it stops all.
             yield job_id, outcome
-    finally:
-        if consumer is not None:
-            consumer.remove_done_callback(stop)
-        stop(None)
-        if running:
-            await asyncio.gather(*running, return_exceptions=True)
 
 
 class _Raised:
@@ -252,15 +268,7 @@ async def _pooled(
             finished.put_nowait(_Raised(exc))
 
     workers: list[asyncio.Task[None]] = []
-
-    def stop(_: object) -> None:
-        for task in workers:
-            task.cancel()
-
-    consumer = asyncio.current_task()
-    if consumer is not None:
-        consumer.add_done_callback(stop)
-    try:
+    async with _Owned(workers):
         while len(workers) < max_active:
             first = take()
             if first is _END:
@@ -281,12 +289,6 @@ async def _pooled(
                         room.set_result(None)
                         break
                 yield item  # type: ignore[misc]
-    finally:
-        if consumer is not None:
-            consumer.remove_done_callback(stop)
-        stop(None)
-        if workers:
-            await asyncio.gather(*workers, return_exceptions=True)
 
 
 # get_jobs and wait_for_jobs return _pooled's and _fan_out's generators themselves, not ones
