@@ -279,7 +279,7 @@ def _source(
         # class's keys, 240 bytes for TaskInfo, where update() from a dict of the defaults
         # would make it a combined copy of that dict, 520.
         for field in fields:
-            if cls.__dict__.get(field.name, Fallback) != field.default:
+            if cls.__dict__.get(field.name, attrs.NOTHING) != field.default:
                 raise TypeError(f"no fast path for {name}.{field.name}: default not on the class")
         lines += [f"    x = _new(_cls_{name})", "    d = x.__dict__"]
     for index, field in enumerate(fields):

@@ -102,6 +102,33 @@ def _left(total_timeout: float | None, waited: float) -> float | None:
     return left
 
 
+class _Ids:
+    """The ids of a fan-out, read one at a time as work can start: each distinct string once
+    (an id asked twice is looked up once, answered once), any other value as it is, for the
+    work to refuse (InvalidJobIdError)."""
+
+    def __init__(self, job_ids: Iterable[str]) -> None:
+        if isinstance(job_ids, str | bytes):
+            raise ValueError("job_ids must be an iterable of job ids, not one string")
+        self._ids = iter(job_ids)
+        self._seen: set[str] = set()
+        self.exhausted = False
+
+    def take(self) -> Any:
+        """The next id to work on, or _END once there is none (the iterable is not read
+        again after its end)."""
+        while not self.exhausted:
+            job_id = next(self._ids, _END)
+            if job_id is _END:
+                self.exhausted = True
+            elif not isinstance(job_id, str):
+                return job_id
+            elif job_id not in self._seen:
+                self._seen.add(job_id)
+                return job_id
+        return _END
+
+
 class _Owned:
     """The tasks of a fan-out, for as long as the task consuming its outcomes runs.
 
@@ -149,29 +176,23 @@ async def _fan_out(
     end of the task that consumes the stream (cancelled in the loop's body, say), even while
     the generator is still referenced.
     """
-    if isinstance(job_ids, str | bytes):
-        raise ValueError("job_ids must be an iterable of job ids, not one string")
-    ids = iter(job_ids)
-    seen: set[str] = set()
+    ids = _Ids(job_ids)
     finished: asyncio.Queue[asyncio.Task[T]] = asyncio.Queue()
     # One bound method and one context for every task's callback, not one of each per task.
     finish, quiet = finished.put_nowait, contextvars.Context()
     running: set[asyncio.Task[T]] = set()
     odd: dict[asyncio.Task[T], Any] = {}  # ids that are not strings, so cannot be a name
     loop = asyncio.get_running_loop()
-    exhausted = False
 
     def fill() -> None:
-        nonlocal exhausted
-        while not exhausted and len(running) < max_active:
-            job_id = next(ids, _END)
+        while len(running) < max_active:
+            job_id = ids.take()
             if job_id is _END:
-                exhausted = True
-            elif not isinstance(job_id, str):  # refused by ``work``: InvalidJobIdError
-                odd[start(job_id, None)] = job_id
-            elif job_id not in seen:  # asked twice: looked up once, answered once
-                seen.add(job_id)
+                return
+            if isinstance(job_id, str):
                 start(job_id, job_id)
+            else:
+                odd[start(job_id, None)] = job_id
 
     def start(job_id: Any, name: str | None) -> asyncio.Task[T]:
         task = loop.create_task(work(job_id), name=name)
@@ -219,29 +240,12 @@ async def _pooled(
     lookups and waits only while the consumer is slower than they are. Waits stay a task
     each (``_fan_out``).
     """
-    if isinstance(job_ids, str | bytes):
-        raise ValueError("job_ids must be an iterable of job ids, not one string")
-    ids = iter(job_ids)
-    seen: set[str] = set()
-    exhausted = False
+    ids = _Ids(job_ids)
     finished: asyncio.Queue[tuple[Any, Any] | _Raised | None] = asyncio.Queue()
     loop = asyncio.get_running_loop()
     queued = 0  # outcomes not yet handed over: a worker waits while there are max_active
     # Workers waiting for the consumer, woken one per handover.
     blocked: collections.deque[asyncio.Future[None]] = collections.deque()
-
-    def take() -> Any:
-        nonlocal exhausted
-        while not exhausted:
-            job_id = next(ids, _END)
-            if job_id is _END:
-                exhausted = True
-            elif not isinstance(job_id, str):  # refused by ``work``: InvalidJobIdError
-                return job_id
-            elif job_id not in seen:  # asked twice: looked up once, answered once
-                seen.add(job_id)
-                return job_id
-        return _END
 
     async def worker(job_id: Any) -> None:
         nonlocal queued
@@ -253,11 +257,11 @@ async def _pooled(
                     outcome = exc
                 finished.put_nowait((job_id, outcome))
                 queued += 1
-                while queued >= max_active and not exhausted:
+                while queued >= max_active and not ids.exhausted:
                     room = loop.create_future()
                     blocked.append(room)
                     await room
-                job_id = take()
+                job_id = ids.take()
             finished.put_nowait(None)
         except BaseException as exc:
             task = asyncio.current_task()
@@ -270,7 +274,7 @@ async def _pooled(
     workers: list[asyncio.Task[None]] = []
     async with _Owned(workers):
         while len(workers) < max_active:
-            first = take()
+            first = ids.take()
             if first is _END:
                 break
             workers.append(loop.create_task(worker(first)))
@@ -328,7 +332,7 @@ def get_jobs(
     check_seconds("total_timeout", total_timeout)
     # get_job validates the id (InvalidJobIdError): a partial spares a frame per lookup.
     lookup = functools.partial(source.get_job, timeout=timeout, total_timeout=total_timeout)
-    # A lookup holds its outcome slot from start to end: the slot count is the bound.
+    # At most concurrency lookups at work, and as many outcomes waiting for the consumer.
     return _pooled(job_ids, lookup, max_active=concurrency)
 
 
