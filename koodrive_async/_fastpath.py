@@ -9,11 +9,12 @@ The fast path: for each model, one function is generated (unrolled Python, built
 accepts exactly the documented common case: each field absent, None or of its usual JSON type
 (strings as strings, numbers as numbers, lists as lists). It does no per-field work the data
 does not need and calls no hook per field; an instance of a dict class gets only the fields
-the document has (the class holds the defaults). Anything else (a number sent as a string,
-one object where a list is documented, a sibling spelling, a wrong type) raises, and each
-model's hook falls back to the cattrs functions, which accept every variant and name the path
-of each problem. Both paths build equal models from what the fast one accepts, with the same
-readers for times; a property test checks it.
+the document has (the class holds the defaults), and a slotted one is filled by plain
+stores. Anything else (a number sent as a string, one object where a list is documented, a
+sibling spelling, a wrong type) raises, and each model's hook falls back to the cattrs
+functions, which accept every variant and name the path of each problem. Both paths build
+equal models from what the fast one accepts, with the same readers for times; a property test
+checks it.
 """
 
 from __future__ import annotations
@@ -251,7 +252,7 @@ def _check(name: str, kind: str, detail: Any, namespace: dict[str, Any]) -> list
     if kind == "models":
         return [
             f"        if type({name}) is not list: raise Fallback",
-            f"        {name} = tuple([fast_{detail.__name__}(x) for x in {name}])",
+            f"        {name} = tuple(map(fast_{detail.__name__}, {name}))",
         ]
     raise AssertionError(kind)  # pragma: no cover - _field_kind returns only these
 
@@ -292,13 +293,23 @@ def _source(
         elif field.default is not None:
             lines.append(f"    else: v{index} = {field.default!r}")
     if slotted:
-        lines.append(f"    x = _new(_cls_{name})")
-        for index, field in enumerate(fields):
-            setter = f"_set_{name}_{index}"
-            namespace[setter] = cls.__dict__[field.name].__set__
-            lines.append(f"    {setter}(x, v{index})")
+        # Filled as an instance of a subclass with the same slots and object's own
+        # __setattr__, then given its class: a plain store per slot (the interpreter's
+        # cheapest, specialised to the slot) where a frozen class's setters are a call each.
+        namespace[f"_fill_{name}"] = _filler(cls)
+        lines.append(f"    x = _new(_fill_{name})")
+        lines += [f"    x.{field.name} = v{index}" for index, field in enumerate(fields)]
+        lines.append(f"    x.__class__ = _cls_{name}")
     lines.append("    return x")
     return "\n".join(lines)
+
+
+def _filler(cls: type) -> type:
+    """A subclass of slotted ``cls`` that adds no slot and whose attributes can be set: its
+    instances can become ``cls`` instances by ``__class__`` assignment (same layout)."""
+    return type(f"_Fill{cls.__name__}", (cls,), {
+        "__slots__": (), "__setattr__": object.__setattr__, "__delattr__": object.__delattr__,
+    })
 
 
 def build_fast_structurers(
