@@ -292,6 +292,25 @@ def test_a_decoded_task_info_holds_only_what_the_document_has_and_behaves_whole(
     assert sys.getsizeof(vars(decoded)) < sys.getsizeof(dict(vars(whole)))
 
 
+def test_a_decoded_slotted_model_is_of_its_own_class_and_frozen() -> None:
+    """JobInfo and JobDetail are filled as a settable subclass and then given their class:
+    what comes out is exactly the model, as immutable as one built by its constructor."""
+    import pickle
+
+    detail = fast_structurers()[JobDetail](SEED["data"])
+    assert type(detail) is JobDetail and type(detail.job_info) is JobInfo
+    assert detail.job_info is not None and detail.job_info.task_id == "1309243162258308352"
+    for model, field in ((detail, "task_infos"), (detail.job_info, "progress")):
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            setattr(model, field, None)
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            delattr(model, field)
+    rebuilt = JobInfo(**attrs.asdict(detail.job_info, recurse=False))
+    assert detail.job_info == rebuilt and hash(detail.job_info) == hash(rebuilt)
+    assert pickle.loads(pickle.dumps(detail)) == detail
+    assert repr(detail.job_info).startswith("JobInfo(")
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode()))
 def test_any_body_gives_data_or_a_koodrive_error(body: bytes) -> None:
