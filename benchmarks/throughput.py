@@ -194,7 +194,6 @@ class TimedClient(kd.KooDriveClient):
 def variants(session: aiohttp.ClientSession, client: kd.KooDriveClient, base_url: str,
              concurrency: int) -> dict[str, Run]:
     url_prefix = base_url + PREFIX
-    host = base_url.split("://", 1)[1]
 
     async def read(job_id: str) -> bytes:
         async with session.get(url_prefix + job_id) as resp:
@@ -214,7 +213,6 @@ def variants(session: aiohttp.ClientSession, client: kd.KooDriveClient, base_url
             "X-User-Id": "u",
             "X-Date": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
             "X-Traceid": uuid.uuid4().hex,
-            "Host": host,
         }
         async with session.get(url_prefix + job_id, headers=headers) as resp:
             if resp.status != 200:
