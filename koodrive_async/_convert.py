@@ -238,6 +238,7 @@ _FAST: Final = fast_structurers()
 _FULL: Final[Mapping[type, Callable[[Any, Any], Any]]] = {
     cls: getattr(hook, "full", hook) for cls, hook in _HOOKS.items()
 }
+_FAST_JOB_DETAIL: Final = _FAST[JobDetail]
 
 
 def to_wire(obj: JobDetail | JobInfo | TaskInfo | UncompressedFileInfo) -> dict[str, Any]:
@@ -311,6 +312,11 @@ def structure(
             return fast(data)  # type: ignore[no-any-return]
         except Exception:  # anything uncommon: the full path decides, and names the problem
             pass
+    return _structure_fully(data, cls, what, secrets, root)
+
+
+def _structure_fully(data: Any, cls: type[T], what: str, secrets: Secrets, root: str) -> T:
+    """``structure`` without its fast path: every variant accepted, every problem named."""
     hook = _FULL.get(cls)
     try:
         if hook is not None:
@@ -356,18 +362,22 @@ def job_detail(data: Any, job_id: str, *, secrets: Secrets = ()) -> JobDetail:
         ResponseDecodeError: ``data`` is not an object, does not structure, or is about
             another job (the message names both ids).
     """
-    what = f"GetJobDetail {job_id}"
-    if not isinstance(data, dict):
-        raise ResponseDecodeError(
-            f"{what}: expected an object in $.data, got {type(data).__name__}"
-        )
-    detail = structure(data, JobDetail, what=what, secrets=secrets)
+    try:
+        detail: JobDetail = _FAST_JOB_DETAIL(data)  # the usual answer, without a call more
+    except Exception:
+        if not isinstance(data, dict):
+            raise ResponseDecodeError(
+                f"GetJobDetail {job_id}: expected an object in $.data, got "
+                f"{type(data).__name__}"
+            ) from None
+        detail = _structure_fully(data, JobDetail, f"GetJobDetail {job_id}", secrets, "$.data")
     info = detail.job_info
     if info is not None and info.task_id is not None and info.task_id != job_id:
         text = redact(info.task_id, secrets() if callable(secrets) else secrets)
         quoted = repr(text if len(text) <= 80 else text[:77] + "...")
         raise ResponseDecodeError(
-            f"{what}: the answer is about job {quoted}, not job {job_id!r} ($.data.jobInfo.taskId)",
+            f"GetJobDetail {job_id}: the answer is about job {quoted}, not job {job_id!r} "
+            "($.data.jobInfo.taskId)",
             problems=(f"$.data.jobInfo.taskId: expected {job_id!r}",),
         )
     return detail

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import backoff
 
@@ -154,7 +154,8 @@ class Retrier:
 
     async def run(
         self,
-        attempt: Callable[[int], Awaitable[T]],
+        attempt: Callable[..., Awaitable[T]],
+        args: tuple[Any, ...],
         *,
         method: str,
         path: str,
@@ -163,10 +164,11 @@ class Retrier:
         closed: Callable[[], bool],
         operation: str = "",
     ) -> T:
-        """``attempt(number)`` (1, 2 ...) until it succeeds or an error is not worth retrying.
+        """``attempt(*args, number)`` (number 1, 2 ...) until it succeeds or an error is not
+        worth retrying.
 
         Args:
-            attempt: One try; it bounds itself by ``deadline``.
+            attempt, args: One try; it bounds itself by ``deadline``.
             method, path: The request, for messages.
             operation: Its API operation (GetJobDetail ...), for logs.
             deadline: On ``clock``: no retry starts after it, no pause runs past it.
@@ -181,7 +183,7 @@ class Retrier:
             try:
                 if self._paused_until > self._clock():
                     await self._wait_for_pause(started, deadline)
-                result = await attempt(1 if call is None else call.attempts)
+                result = await attempt(*args, 1 if call is None else call.attempts)
             except ClientClosedError:
                 raise
             except KooDriveError as exc:
