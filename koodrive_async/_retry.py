@@ -177,11 +177,11 @@ class Retrier:
             closed: Whether the client was closed meanwhile (the error is then a
                 ClientClosedError).
         """
-        started = self._clock()
+        started = now = self._clock()
         call: _Call | None = None  # made at the first failure: most calls never have one
         while True:
             try:
-                if self._paused_until > self._clock():
+                if self._paused_until > now:
                     await self._wait_for_pause(started, deadline)
                 result = await attempt(*args, 1 if call is None else call.attempts)
             except ClientClosedError:
@@ -205,6 +205,7 @@ class Retrier:
                            "koodrive.reason": reason, "koodrive.delay": delay},
                 )
                 await self._sleep(delay)
+                now = self._clock()
             else:
                 self.budget.succeeded(0 if call is None else call.spent)
                 return result

@@ -64,16 +64,12 @@ def parse_x_date(value: str) -> float | None:
     return parsed.timestamp()
 
 
+# Every answer carries a Date: the answers of one second share one parse (16 us each).
+@functools.lru_cache(maxsize=8)
 def parse_http_date(value: str | None) -> float | None:
     """Epoch seconds of an HTTP date (``Date``, ``Retry-After``), or None when unusable."""
     if not value or len(value) > 64:
         return None
-    return _parse_http_date(value)
-
-
-# Every answer carries a Date: the answers of one second share one parse (16 us each).
-@functools.lru_cache(maxsize=8)
-def _parse_http_date(value: str) -> float | None:
     try:
         parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):

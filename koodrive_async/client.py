@@ -104,9 +104,6 @@ class KooDriveClient:
             retrier=Retrier(retry, clock=clock, sleep=sleep, rng=rng),
             timeout=check_seconds("timeout", timeout), clock=clock,
         )
-        # What an error quoting server text must redact, asked only when one does (bound once:
-        # a bound method per answer would be an object more per answer).
-        self._secrets = self._caller.secrets
         # What every wait measures and draws time with.
         self._time = _Time(clock=clock, sleep=sleep, rng=rng, wall_clock=wall_clock)
 
@@ -191,7 +188,7 @@ class KooDriveClient:
         """
         data = await self._caller.job_detail(job_id, timeout, total_timeout, skim=False)
         # The secrets an error may not quote are worked out only if the answer is refused.
-        return convert.job_detail(data, job_id, secrets=self._secrets)
+        return convert.job_detail(data, job_id, secrets=self._caller.secrets)
 
     async def poll_job(
         self, job_id: str, *, timeout: Timeout = USE_CLIENT_DEFAULT,
@@ -202,7 +199,7 @@ class KooDriveClient:
         ``uncompressed_file_list`` come back empty, the rest of the answer unchecked); once it
         is completed or canceled, the whole answer, as by ``get_job``."""
         data = await self._caller.job_detail(job_id, timeout, total_timeout, skim=True)
-        return convert.job_detail(data, job_id, secrets=self._secrets)
+        return convert.job_detail(data, job_id, secrets=self._caller.secrets)
 
     async def create_job(
         self, task_type: TaskType | int | str, *, src_container_id: str,
