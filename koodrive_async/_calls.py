@@ -106,7 +106,8 @@ class Caller:
         # The attempt's arguments as one tuple (not a closure, a partial of a bound method, or
         # a coroutine of ours): a frame and two objects fewer per request for the collector.
         attempt_args = (
-            self, method, path, name, query, payload, extra_headers, limit, deadline, skim, traced,
+            self, method, path, name, query, payload, extra_headers, limit, deadline, skim,
+            traced,
         )
         call = self.retrier.run(
             Caller._attempt, attempt_args, method=method, path=path, deadline=deadline,
