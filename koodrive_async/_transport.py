@@ -23,6 +23,7 @@ from typing import Any, Final
 import aiohttp
 import orjson
 import yarl
+from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError
 
 from . import _envelope as envelope
 from . import _protocol as proto
@@ -289,6 +290,12 @@ class Transport:
         except aiohttp.ClientConnectorError as exc:
             raise ConnectError(f"{method} {path}: cannot connect: {exc.os_error}") from None
         except aiohttp.ClientError as exc:
+            undecodable = _undecodable(exc.__cause__)
+            if undecodable is not None:
+                # The same answer would come again: not a transport failure, not retried.
+                raise ResponseDecodeError(
+                    f"{method} {path}: the answer's body does not decode: {undecodable}"
+                ) from None
             raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
         except RuntimeError as exc:
             if not session.closed:
@@ -332,6 +339,18 @@ class Transport:
         if usual is None:
             self._usual_seconds, self._usual_timeout = seconds, timeout
         return timeout
+
+
+def _undecodable(cause: BaseException | None) -> str | None:
+    """aiohttp's words when a body's Content-Encoding cannot be undone, else None: a body
+    that does not inflate (ContentEncodingError), or br or zstd without its package (which
+    aiohttp's C parser reports as a bare HttpProcessingError, told apart by its message)."""
+    if isinstance(cause, ContentEncodingError) or (
+        isinstance(cause, HttpProcessingError)
+        and cause.message.startswith("Can not decode content-encoding")
+    ):
+        return str(cause.message)[:200]
+    return None
 
 
 def _log_attempt(

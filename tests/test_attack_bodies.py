@@ -358,8 +358,10 @@ def test_a_missing_decoder_is_a_clear_koodrive_error(
 ) -> None:
     # The client script catches KooDriveError only: an aiohttp exception would have failed it.
     (outcome,) = report["no_decoders"]["cases"][case]["outcomes"]
-    assert "error" in outcome, outcome
-    assert package in outcome["message"], outcome
+    assert outcome.get("error") == "ResponseDecodeError", outcome
+    assert package in outcome["message"] and "does not decode" in outcome["message"], outcome
+    # Not retried (the policy allows 4 attempts): the same answer would come again.
+    assert report["hits"][case] == 1
     # gzip needs no extra package: it still decodes.
     assert report["no_decoders"]["cases"]["missing-gzip-200-chunked"]["outcomes"] == [
         {"task_id": "missing-gzip-200-chunked"}
@@ -413,3 +415,37 @@ async def test_the_cap_is_on_decoded_bytes_to_the_byte(encoding: str, framing: s
                 await short.get_job("1")
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize(("encoding", "wire"), [
+    ("gzip", b"\x1f\x8b\x08\x00not gzip at all"),
+    ("deflate", b"not deflate"),
+    ("br", b"\xff\xff not brotli"),
+    ("zstd", b"\x28\xb5\x2f\xfd\x00\x00junk"),
+])
+async def test_a_body_that_does_not_decode_is_one_clear_error_not_retried(
+    encoding: str, wire: bytes
+) -> None:
+    hits = Counter[str]()
+
+    async def answer(request: web.Request) -> web.Response:
+        hits[request.path] += 1
+        return web.Response(body=wire, headers={"Content-Encoding": encoding})
+
+    app = web.Application()
+    app.router.add_get("/koodrive/ose/v1/{job_id}", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    retry = kd.RetryPolicy(max_attempts=4, initial_delay=0.001, max_delay=0.01)
+    try:
+        async with kd.KooDriveClient(f"http://127.0.0.1:{port}", user_id="u",
+                                     auth=kd.TokenAuth("t"), retry=retry) as client:
+            with pytest.raises(kd.ResponseDecodeError, match="body does not decode") as caught:
+                await client.get_job("1")
+    finally:
+        await runner.cleanup()
+    assert hits == {"/koodrive/ose/v1/1": 1}  # the same answer would come again
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
