@@ -19,7 +19,7 @@ import struct
 import sys
 import zlib
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ import pytest
 from aiohttp import web
 
 import koodrive_async as kd
+
+from .conftest import Answer, Hostile
 
 if sys.version_info >= (3, 14):
     from compression import zstd
@@ -424,28 +426,15 @@ async def test_the_cap_is_on_decoded_bytes_to_the_byte(encoding: str, framing: s
     ("zstd", b"\x28\xb5\x2f\xfd\x00\x00junk"),
 ])
 async def test_a_body_that_does_not_decode_is_one_clear_error_not_retried(
-    encoding: str, wire: bytes
+    hostile: Callable[[Answer], Awaitable[Hostile]], encoding: str, wire: bytes
 ) -> None:
-    hits = Counter[str]()
-
-    async def answer(request: web.Request) -> web.Response:
-        hits[request.path] += 1
-        return web.Response(body=wire, headers={"Content-Encoding": encoding})
-
-    app = web.Application()
-    app.router.add_get("/koodrive/ose/v1/{job_id}", answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    server = await hostile(
+        lambda request, body: web.Response(body=wire, headers={"Content-Encoding": encoding})
+    )
     retry = kd.RetryPolicy(max_attempts=4, initial_delay=0.001, max_delay=0.01)
-    try:
-        async with kd.KooDriveClient(f"http://127.0.0.1:{port}", user_id="u",
-                                     auth=kd.TokenAuth("t"), retry=retry) as client:
-            with pytest.raises(kd.ResponseDecodeError, match="body does not decode") as caught:
-                await client.get_job("1")
-    finally:
-        await runner.cleanup()
-    assert hits == {"/koodrive/ose/v1/1": 1}  # the same answer would come again
+    async with kd.KooDriveClient(server.base_url, user_id="u", auth=kd.TokenAuth("t"),
+                                 retry=retry) as client:
+        with pytest.raises(kd.ResponseDecodeError, match="body does not decode") as caught:
+            await client.get_job("1")
+    assert len(server.requests) == 1  # the same answer would come again
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
