@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 from . import _convert as convert
 from . import _protocol as proto
@@ -22,7 +22,7 @@ async def job_list(
     offset: int,
     max_pages: int,
     timeout: Timeout,
-) -> AsyncIterator[JobInfo]:
+) -> AsyncGenerator[JobInfo, None]:
     """Every JobInfo of the pages from ``offset`` on, ``max_pages`` requests at most; a page
     sent twice is a ResponseDecodeError (the paging would otherwise never end)."""
     previous: list[JobInfo] | None = None

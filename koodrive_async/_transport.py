@@ -13,7 +13,6 @@ than the cap and a chunk, whatever the compressed body says.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import time
 import urllib.parse
@@ -22,13 +21,13 @@ from typing import Any, Final
 
 import aiohttp
 import orjson
-import yarl
 from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError
 
 from . import _envelope as envelope
 from . import _protocol as proto
 from . import _stamps as stamps
 from . import _telemetry as telemetry
+from ._urls import check_base_url
 from .auth import AppAuth, Auth
 from .config import check_count, check_header_value
 from .errors import (
@@ -39,51 +38,12 @@ from .errors import (
     TransportError,
 )
 
-__all__ = ["Transport", "check_base_url", "read_capped"]
+__all__ = ["Transport", "read_capped"]
 
 logger: Final = logging.getLogger("koodrive_async.http")
 
-_LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost.localdomain"})
 # Retry-After values are kept up to a day, to report them; waiting is capped by the policy.
 _RETRY_AFTER_LIMIT: Final = 86_400.0
-
-
-def _is_loopback(host: str | None) -> bool:
-    if host is None:
-        return False
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_base_url(base_url: str, *, allow_insecure_http: bool) -> yarl.URL:
-    """The service root as a URL, its path kept as a prefix; ValueError if unusable."""
-    if not isinstance(base_url, str) or not base_url:
-        raise ValueError("base_url is required, e.g. 'https://intl.myhuaweicloud-koodrive.com'")
-    url = yarl.URL(base_url)
-    if url.scheme not in ("https", "http") or not url.host:
-        raise ValueError(f"base_url must be an absolute http(s) URL, got {base_url!r}")
-    if url.user or url.password:
-        raise ValueError("base_url must not carry credentials")
-    if url.query_string or url.fragment:
-        raise ValueError("base_url must not have a query or a fragment")
-    if url.scheme == "http" and not (allow_insecure_http or _is_loopback(url.host)):
-        raise ValueError(
-            f"base_url {base_url!r} is not https: refused, as tokens would travel in clear "
-            "(loopback addresses are allowed; pass allow_insecure_http=True to override)"
-        )
-    # A path is a prefix every request path goes under (a gateway's mount point), so the
-    # API's own path must not be in it: it would be sent twice.
-    prefix = url.path.rstrip("/")
-    if (prefix + "/").endswith(proto.API_PREFIX):
-        raise ValueError(
-            f"base_url {base_url!r} ends with the API path {proto.API_PREFIX!r}: give the "
-            "service root (a gateway's prefix is fine), the client adds the API path"
-        )
-    return url.with_path(prefix)
 
 
 class Transport:
@@ -290,11 +250,13 @@ class Transport:
         except aiohttp.ClientConnectorError as exc:
             raise ConnectError(f"{method} {path}: cannot connect: {exc.os_error}") from None
         except aiohttp.ClientError as exc:
-            undecodable = _undecodable(exc.__cause__)
-            if undecodable is not None:
-                # The same answer would come again: not a transport failure, not retried.
+            cause = exc.__cause__
+            # A body that does not inflate, or br or zstd without its package (which the C
+            # parser reports as a bare HttpProcessingError): the same answer would come again.
+            if isinstance(cause, ContentEncodingError) or (isinstance(cause, HttpProcessingError)
+                    and cause.message.startswith("Can not decode content-encoding")):
                 raise ResponseDecodeError(
-                    f"{method} {path}: the answer's body does not decode: {undecodable}"
+                    f"{method} {path}: the answer's body does not decode: {cause.message[:200]}"
                 ) from None
             raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
         except RuntimeError as exc:
@@ -339,18 +301,6 @@ class Transport:
         if usual is None:
             self._usual_seconds, self._usual_timeout = seconds, timeout
         return timeout
-
-
-def _undecodable(cause: BaseException | None) -> str | None:
-    """aiohttp's words when a body's Content-Encoding cannot be undone, else None: a body
-    that does not inflate (ContentEncodingError), or br or zstd without its package (which
-    aiohttp's C parser reports as a bare HttpProcessingError, told apart by its message)."""
-    if isinstance(cause, ContentEncodingError) or (
-        isinstance(cause, HttpProcessingError)
-        and cause.message.startswith("Can not decode content-encoding")
-    ):
-        return str(cause.message)[:200]
-    return None
 
 
 def _log_attempt(

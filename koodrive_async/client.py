@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypedDict
 
@@ -246,7 +246,7 @@ class KooDriveClient:
         status: JobStatus | int | str | None = None, page_size: int = proto.MAX_PAGE,
         offset: int = 0, max_pages: int = proto.DEFAULT_MAX_PAGES,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> AsyncIterator[JobInfo]:
+    ) -> AsyncGenerator[JobInfo, None]:
         """Every job matching the filters (GetJobList), fetching page after page.
 
         The service gives no total: paging stops at the first page shorter than
@@ -340,7 +340,7 @@ class KooDriveClient:
         poll: PollPolicy | None = None, on_checkpoint: waiter.CheckpointCallback | None = None,
         stall_timeout: float | None = None, cancel_job_on_exit: bool = False,
         resume: Mapping[str, Any] | None = None,
-    ) -> AsyncIterator[JobDetail]:
+    ) -> AsyncGenerator[JobDetail, None]:
         """Yield each distinct snapshot of a job (a change of status or progress), the
         terminal one last. Same polling, budget, checkpoints and errors as
         ``wait_for_job``."""
@@ -355,7 +355,7 @@ class KooDriveClient:
     def get_jobs(
         self, job_ids: Iterable[str], *, concurrency: int = fanout.DEFAULT_CONCURRENCY,
         timeout: Timeout = USE_CLIENT_DEFAULT, total_timeout: float | None = None,
-    ) -> AsyncIterator[tuple[str, JobDetail | KooDriveError]]:
+    ) -> AsyncGenerator[tuple[str, JobDetail | KooDriveError], None]:
         """Look up many jobs at once; yield ``(job_id, JobDetail or error)`` as each ends.
 
         Every distinct id ends in exactly one outcome: its JobDetail, or the KooDriveError
@@ -379,7 +379,7 @@ class KooDriveClient:
         on_checkpoint: waiter.CheckpointCallback | None = None,
         stall_timeout: float | None = None, cancel_job_on_exit: bool = False,
         check: bool = False,
-    ) -> AsyncIterator[tuple[str, JobResult | KooDriveError]]:
+    ) -> AsyncGenerator[tuple[str, JobResult | KooDriveError], None]:
         """Wait for many jobs at once; yield ``(job_id, JobResult or error)`` as each ends.
 
         Each job is waited on as by ``wait_for_job`` (same ``timeout``, ``poll``,

@@ -19,7 +19,6 @@ import random
 import time
 from collections.abc import (
     AsyncGenerator,
-    AsyncIterator,
     Awaitable,
     Callable,
     Collection,
@@ -323,7 +322,7 @@ def get_jobs(
     pool: int | None = None,
     timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
     total_timeout: float | None = None,
-) -> AsyncIterator[tuple[str, JobDetail | KooDriveError]]:
+) -> AsyncGenerator[tuple[str, JobDetail | KooDriveError], None]:
     """Look up many jobs; see ``KooDriveClient.get_jobs``. Arguments are checked at once
     (``pool``: the connection pool's size, which caps ``concurrency``)."""
     concurrency = _slots(concurrency, pool)
@@ -354,7 +353,7 @@ def wait_for_jobs(
     sleep: Sleep,
     rng: Random = random.random,
     wall_clock: Clock = time.time,
-) -> AsyncIterator[tuple[str, JobResult | KooDriveError]]:
+) -> AsyncGenerator[tuple[str, JobResult | KooDriveError], None]:
     """Wait for many jobs; see ``KooDriveClient.wait_for_jobs``. Arguments are checked at
     once (``pool``: the connection pool's size, which caps ``concurrency``)."""
     throttled = _Throttled(source, _slots(concurrency, pool), clock)

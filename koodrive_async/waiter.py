@@ -14,7 +14,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import aclosing
 from typing import Any, Final
 
@@ -208,7 +208,7 @@ async def watch_job(
     sleep: Sleep,
     rng: Random = random.random,
     wall_clock: Clock = time.time,
-) -> AsyncIterator[JobDetail]:
+) -> AsyncGenerator[JobDetail, None]:
     """Yield each distinct snapshot of a job, the terminal one last; see
     ``KooDriveClient.watch_job``. The consumer's pace is its own: the next poll waits until
     it asks for the next snapshot."""

@@ -94,8 +94,9 @@ async def test_200_waits_of_mixed_durations_all_end_each_once(live: KooDriveEmul
             kind = expected[job_id]
             assert outcome.ok == (kind == "ok")
             assert outcome.canceled == (kind == "canceled")
-            assert (outcome.download_url is not None) == (kind == "ok" and
-                                                          outcome.detail.job_info.task_type == 6)
+            info = outcome.detail.job_info
+            assert info is not None
+            assert (outcome.download_url is not None) == (kind == "ok" and info.task_type == 6)
     assert seen == Counter(dict.fromkeys(expected, 1))
     assert emulator.max_in_flight <= 16
 
@@ -344,7 +345,7 @@ async def test_memory_per_waiting_job_under_4_kib() -> None:
             source, ids, timeout=None, poll=kd.PollPolicy(initial_interval=3600),
             clock=asyncio.get_running_loop().time, sleep=asyncio.sleep,
         )
-        consumer = asyncio.ensure_future(anext(waits))  # type: ignore[arg-type]
+        consumer = asyncio.ensure_future(anext(waits))
         await eventually(lambda: source.polls == n)
         await asyncio.sleep(0)
         gc.collect()
@@ -354,5 +355,5 @@ async def test_memory_per_waiting_job_under_4_kib() -> None:
     consumer.cancel()
     with pytest.raises(asyncio.CancelledError):
         await consumer
-    await waits.aclose()  # type: ignore[attr-defined]
+    await waits.aclose()
     assert per_job < 4096, f"{per_job:.0f} bytes per waiting job"
