@@ -103,8 +103,8 @@ class Caller:
         if name is None:
             name = operation_name(method, path)
         traced = telemetry.AVAILABLE and telemetry.tracing()
-        # The attempt's arguments as one tuple (not a closure, a partial of a bound method, or
-        # a coroutine of ours): a frame and two objects fewer per request for the collector.
+        # The attempt's arguments as one tuple: no closure or coroutine of ours (a frame more
+        # per request), and no partial of a bound method (two objects more to collect).
         attempt_args = (
             self, method, path, name, query, payload, extra_headers, limit, deadline, skim,
             traced,
