@@ -64,9 +64,8 @@ class Caller:
     ) -> Awaitable[Any]:
         """GetJobDetail of ``job_id`` (checked); await it for the envelope's data."""
         path = proto.job_path(job_id)
-        deadline = None if total_timeout is None else self.deadline(total_timeout)
-        return self.send("GET", path, timeout=timeout, deadline=deadline, skim=skim,
-                         name="GetJobDetail")
+        return self.send("GET", path, timeout=timeout, deadline=self.deadline(total_timeout),
+                         skim=skim, name="GetJobDetail")
 
     def deadline(self, total_timeout: float | None) -> float | None:
         """The deadline, on ``clock``, of a call given ``total_timeout`` seconds (checked)."""
