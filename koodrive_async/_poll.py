@@ -166,8 +166,8 @@ def _resume(
 def _ends_wait(exc: KooDriveError, *, answered: bool, malformed: int) -> bool:
     """Whether a failed poll ends the wait, or is ridden out until the deadline.
 
-    Transient: no answer, 408, 429, 5xx, a token provider's failure, and up to
-    MAX_MALFORMED_POLLS malformed answers in a row. A connection that cannot be opened before
+    Transient: no answer, 408, 429, a 5xx but 501 and 505, a token provider's failure, and
+    up to MAX_MALFORMED_POLLS malformed answers in a row. A connection that cannot be opened before
     any poll was answered is a wrong address, not a busy server: it ends the wait at once.
     """
     if isinstance(exc, ResponseDecodeError):

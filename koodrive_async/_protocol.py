@@ -16,7 +16,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from ._stamps import parse_http_date
-from .config import check_header_value, enum_value
+from .config import check_count, check_header_value, enum_value
 from .errors import (
     APIError,
     AuthenticationError,
@@ -34,8 +34,11 @@ JOBS_PATH: Final = API_PREFIX + "jobs"
 CANCEL_PATH: Final = API_PREFIX + "cancel"
 #: Business code of "internal invoke failure": a transient server-side error.
 TRANSIENT_CODE: Final = 13000201
-#: HTTP statuses worth retrying: timeout, rate limit, server errors.
-RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
+#: HTTP statuses worth retrying besides the 5xx: request timeout, rate limit.
+RETRYABLE_STATUSES: Final = frozenset({408, 429})
+#: The 5xx that say the request can never work (not implemented, HTTP version refused):
+#: every other server error (a gateway's 520 to 524, a 507) may pass, and is retried.
+PERMANENT_SERVER_STATUSES: Final = frozenset({501, 505})
 #: HTTP statuses whose ``Retry-After`` is honoured (a pause asked with another is ignored).
 RETRY_AFTER_STATUSES: Final = frozenset({429, 503})
 
@@ -116,13 +119,16 @@ def error_class(http_status: int, code: int | str | None) -> type[APIError]:
 
 
 def is_retryable(error: BaseException) -> bool:
-    """True for a transient failure worth retrying: no answer, 408, 429, 5xx, code 13000201."""
+    """True for a transient failure worth retrying: no answer, 408, 429, a 5xx but 501 and
+    505, code 13000201."""
     if isinstance(error, TransportError):
         return True
     if isinstance(error, APIError):
         if 300 <= error.http_status < 400:  # a redirect is never followed, nor retried
             return False
-        return error.http_status in RETRYABLE_STATUSES or error.code == TRANSIENT_CODE
+        status = error.http_status
+        return (status in RETRYABLE_STATUSES or error.code == TRANSIENT_CODE
+                or (status >= 500 and status not in PERMANENT_SERVER_STATUSES))
     return False
 
 
@@ -191,12 +197,14 @@ def list_filters(
     Raises:
         ValueError, TypeError: Naming the argument that is malformed.
     """
+    for name, value in (("page_size", page_size), ("offset", offset), ("max_pages", max_pages)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     if not 1 <= page_size <= MAX_PAGE:
         raise ValueError(f"page_size must be 1 to {MAX_PAGE}, got {page_size!r}")
     if offset < 0:
         raise ValueError(f"offset must be >= 0, got {offset!r}")
-    if max_pages < 1:
-        raise ValueError(f"max_pages must be >= 1, got {max_pages!r}")
+    check_count("max_pages", max_pages)
     filters: list[tuple[str, str]] = []
     if task_type is not None:
         filters.append(("type", str(int(enum_value("task_type", TaskType, task_type)))))
@@ -277,6 +285,7 @@ __all__ = [
     "DEFAULT_MAX_PAGES",
     "JOBS_PATH",
     "MAX_PAGE",
+    "PERMANENT_SERVER_STATUSES",
     "RETRYABLE_STATUSES",
     "RETRY_AFTER_STATUSES",
     "TRANSIENT_CODE",

@@ -297,8 +297,8 @@ class KooDriveClient:
         """Poll a job until it is completed or canceled, and return how it ended.
 
         The first poll is immediate; later ones follow ``poll`` (a PollPolicy): a growing
-        interval, and once progress moves, a poll near the predicted finish. Transient
-        failures (no answer, 429, 5xx) do not end the wait; a 401 asks the token again.
+        interval, and once progress moves, a poll near the predicted finish. Transient failures
+        (no answer, 429, a 5xx but 501 and 505) do not end the wait; a 401 asks the token again.
 
         Args:
             job_id: The job to wait for.

@@ -167,12 +167,13 @@ def _budget(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
 class RetryPolicy:
     """How one request is retried after a transient failure.
 
-    Retried: connection errors, timeouts, 408, 429, 5xx, and the business code 13000201.
-    Never retried: other 4xx. ``create_job`` is retried only when the request certainly did
-    not reach the service (see ``KooDriveClient.create_job``). Each retry waits an
-    exponential, fully jittered delay (drawn uniformly below its ceiling, so clients that
-    failed together do not retry together), or exactly the server's ``Retry-After`` when it
-    sent one (capped by ``max_retry_after``). Every retry is bounded by attempts and by time.
+    Retried: connection errors, timeouts, 408, 429, every 5xx but 501 and 505 (the request
+    can never work), and the business code 13000201. Never retried: other 4xx.
+    ``create_job`` is retried only when the request certainly did not reach the service (see
+    ``KooDriveClient.create_job``). Each retry waits an exponential, fully jittered delay
+    (drawn uniformly below its ceiling, so clients that failed together do not retry
+    together), or exactly the server's ``Retry-After`` when it sent one (capped by
+    ``max_retry_after``). Every retry is bounded by attempts and by time.
 
     Attributes:
         max_attempts: Attempts in all, the first included (1 disables retries).
@@ -214,6 +215,20 @@ DEFAULT_POLL_MAX_INTERVAL: Final = 300.0
 DEFAULT_POLL_MULTIPLIER: Final = 1.5
 #: Relative jitter: each delay is multiplied by a uniform draw in [1 - jitter, 1 + jitter].
 DEFAULT_POLL_JITTER: Final = 0.1
+
+
+class _Default(float):
+    """A bound's default, told apart by its type from the same number given."""
+
+    __slots__ = ()
+
+
+_DEFAULT_INITIAL: Final = _Default(DEFAULT_POLL_INITIAL_INTERVAL)
+_DEFAULT_MAX: Final = _Default(DEFAULT_POLL_MAX_INTERVAL)
+
+
+def _plain(seconds: float) -> float:
+    return float(seconds) if type(seconds) is _Default else seconds
 
 
 def _poll_number(owner: str, name: str, value: object) -> float:
@@ -261,9 +276,9 @@ class PollPolicy:
     (or 0.25 s, if that is shorter), so the user's numbers are never overruled.
 
     Any field may be set alone: ``PollPolicy(max_interval=5)`` never waits more than 5 s
-    between polls. When only one of ``initial_interval`` and ``max_interval`` is changed from
-    its default and they cross, the other follows it (``max_interval=0.5`` alone also
-    starts at 0.5 s); two explicit values that cross are a ValueError.
+    between polls. When only one of ``initial_interval`` and ``max_interval`` is given and
+    they cross, the other follows it (``max_interval=0.5`` alone also starts at 0.5 s); two
+    given values that cross are a ValueError, even one equal to its default.
 
     Attributes:
         initial_interval: Seconds between the first and the second poll.
@@ -279,28 +294,28 @@ class PollPolicy:
         ValueError: A field is out of its range, NaN, or ``initial_interval > max_interval``.
     """
 
-    initial_interval: float = attrs.field(
-        default=DEFAULT_POLL_INITIAL_INTERVAL, validator=_poll_seconds
-    )
-    max_interval: float = attrs.field(default=DEFAULT_POLL_MAX_INTERVAL, validator=_poll_seconds)
+    initial_interval: float = attrs.field(default=_DEFAULT_INITIAL, validator=_poll_seconds)
+    max_interval: float = attrs.field(default=_DEFAULT_MAX, validator=_poll_seconds)
     multiplier: float = attrs.field(default=DEFAULT_POLL_MULTIPLIER, validator=_poll_multiplier)
     jitter: float = attrs.field(default=DEFAULT_POLL_JITTER, validator=_poll_jitter)
     adaptive: bool = attrs.field(default=True, validator=_poll_flag)
 
     def __attrs_post_init__(self) -> None:
         initial, maximum = self.initial_interval, self.max_interval
-        if initial <= maximum:
-            return
-        # Frozen: the one adjustment is made here, once, before anyone sees the object.
-        if initial == DEFAULT_POLL_INITIAL_INTERVAL:
-            object.__setattr__(self, "initial_interval", maximum)
-        elif maximum == DEFAULT_POLL_MAX_INTERVAL:
-            object.__setattr__(self, "max_interval", initial)
-        else:
-            raise ValueError(
-                f"PollPolicy.initial_interval ({initial!r}) must be <= "
-                f"max_interval ({maximum!r})"
-            )
+        if initial > maximum:
+            if type(initial) is not _Default and type(maximum) is not _Default:
+                raise ValueError(
+                    f"PollPolicy.initial_interval ({initial!r}) must be <= "
+                    f"max_interval ({maximum!r})"
+                )
+            if type(maximum) is _Default:
+                maximum = initial
+            else:
+                initial = maximum
+        # Frozen: set here, once, before anyone sees the object; a default leaves as a plain
+        # float (the marker only tells it from the same number given).
+        object.__setattr__(self, "initial_interval", _plain(initial))
+        object.__setattr__(self, "max_interval", _plain(maximum))
 
     @classmethod
     def fixed(cls, seconds: float) -> PollPolicy:

@@ -322,10 +322,21 @@ async def test_list_jobs_stops_when_the_server_repeats_a_page(
     assert len(emulator.requests) == 2
 
 
-async def test_list_jobs_bad_arguments(client: kd.KooDriveClient) -> None:
+async def test_list_jobs_bad_arguments(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient
+) -> None:
     for options in ({"page_size": 0}, {"page_size": 101}, {"offset": -1}, {"max_pages": 0}):
         with pytest.raises(ValueError, match=next(iter(options))):
             client.list_jobs(**options)
+    wrong_types: list[dict[str, Any]] = [
+        {"page_size": True}, {"page_size": 2.5}, {"page_size": "5"}, {"offset": None},
+        {"offset": 1.0}, {"max_pages": None}, {"max_pages": False},
+    ]
+    for options in wrong_types:
+        name, value = next(iter(options.items()))
+        with pytest.raises(TypeError, match=f"{name} must be an int, not {type(value).__name__}"):
+            client.list_jobs(**options)
+    assert not emulator.requests
 
 
 async def test_cancel_job(

@@ -84,8 +84,11 @@ def test_retryable_errors() -> None:
 
     assert proto.is_retryable(TransportError("x"))
     assert proto.is_retryable(RequestTimeoutError("x"))
-    for status in (408, 429, 500, 502, 503, 504):
+    for status in (408, 429, 500, 502, 503, 504, 507, 520, 524, 599):
         assert proto.is_retryable(api(status))
+    for status in (501, 505):  # the request can never work: not even with the transient code
+        assert not proto.is_retryable(api(status))
+        assert proto.is_retryable(api(status, 13000201))
     assert proto.is_retryable(api(200, 13000201))
     assert proto.is_retryable(api(400, 13000201))
     for status in (400, 401, 403, 404, 409):

@@ -25,13 +25,24 @@ async def test_transient_errors_are_retried_with_growing_delays(
     assert vt.sleeps == [0.5, 1.0, 2.0]
 
 
-@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504, 507, 520, 524])
 async def test_each_retryable_status_is_retried(
     emulator: KooDriveEmulator, client: kd.KooDriveClient, status: int
 ) -> None:
     emulator.inject(Fault.status(status, code=13000101), times=2)
     await client.get_job(emulator.add_job())
     assert len(emulator.requests) == 3
+
+
+@pytest.mark.parametrize("status", [501, 505])
+async def test_a_server_error_that_can_never_pass_is_not_retried(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient, status: int
+) -> None:
+    emulator.inject(Fault.status(status, code=13000101), times=2)
+    with pytest.raises(kd.ServerError) as caught:
+        await client.get_job(emulator.add_job())
+    assert caught.value.http_status == status
+    assert len(emulator.requests) == 1
 
 
 async def test_retries_are_bounded_by_attempts(
@@ -109,3 +120,18 @@ async def test_total_timeout_bounds_retries(emulator: KooDriveEmulator, vt: Virt
         with pytest.raises(kd.ServerError):
             await client.get_job(emulator.add_job(), total_timeout=3.5)
     assert vt.sleeps == [1, 1, 1]
+
+
+async def test_a_success_gives_back_what_its_retries_spent_or_one(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    async with make_client(emulator, vt, retry=kd.RetryPolicy(budget=100)) as client:
+        emulator.inject(Fault.status(503), times=4)  # 4 attempts, 3 retries: 15 spent
+        with pytest.raises(kd.ServerError):
+            await client.get_job(emulator.add_job())
+        assert client.retry_budget.available == 85
+        await client.get_job(emulator.add_job())  # no retry: 1 back
+        assert client.retry_budget.available == 86
+        emulator.inject(Fault.status(503), times=2)  # two retries (10), then a success
+        await client.get_job(emulator.add_job())
+        assert client.retry_budget.available == 86

@@ -173,6 +173,11 @@ def test_policy_names_the_field_and_the_type(
 def test_policy_rejects_crossed_bounds_given_both() -> None:
     with pytest.raises(ValueError, match=r"initial_interval \(10.0\) must be <= max_interval"):
         PollPolicy(initial_interval=10.0, max_interval=5.0)
+    # Given, even equal to its default: a bound the user wrote is never moved.
+    with pytest.raises(ValueError, match=r"initial_interval \(400\) must be <= max_interval"):
+        PollPolicy(initial_interval=400, max_interval=300.0)
+    with pytest.raises(ValueError, match=r"initial_interval \(1.0\) must be <= max_interval"):
+        PollPolicy(initial_interval=1.0, max_interval=0.5)
 
 
 def test_any_one_field_may_be_set_alone() -> None:
@@ -186,6 +191,11 @@ def test_any_one_field_may_be_set_alone() -> None:
     assert PollPolicy(multiplier=1).multiplier == 1
     assert PollPolicy(jitter=0).jitter == 0
     assert PollPolicy(adaptive=False).adaptive is False
+    # The defaults leave as plain floats (equal, pickled and serialized like any).
+    default = PollPolicy()
+    assert type(default.initial_interval) is float and type(default.max_interval) is float
+    assert (default.initial_interval, default.max_interval) == (1.0, 300.0)
+    assert type(PollPolicy(initial_interval=600).max_interval) is int
 
 
 def test_the_tuning_never_overrules_the_user() -> None:

@@ -234,6 +234,25 @@ async def test_transient_faults_mid_wait_do_not_end_it(
     assert emulator.fault_counts and not emulator.pending_faults
 
 
+async def test_a_server_error_mid_wait_ends_it_only_if_it_can_never_pass(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    # Not the transient business code: the HTTP status alone decides.
+    job_id = emulator.add_job(duration=120)
+    for status in (502, 507, 520):
+        emulator.inject(Fault.status(status, code=13000101), times=2)
+    async with make_client(emulator, vt, retry=kd.RetryPolicy.disabled()) as client:
+        result = await client.wait_for_job(job_id)
+        assert result.ok
+        assert not emulator.pending_faults
+        emulator.inject(Fault.status(501, code=13000101), times=1)
+        before = len(emulator.requests)
+        with pytest.raises(kd.ServerError) as caught:
+            await client.wait_for_job(emulator.add_job(duration=120))
+    assert caught.value.http_status == 501
+    assert len(emulator.requests) == before + 1
+
+
 async def test_retry_after_on_a_poll_is_honoured(
     emulator: KooDriveEmulator, vt: VirtualTime
 ) -> None:
