@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -27,12 +28,14 @@ from . import _envelope as envelope
 from . import _protocol as proto
 from . import _stamps as stamps
 from . import _telemetry as telemetry
+from ._redact import redact
 from ._urls import check_base_url
 from .auth import AppAuth, Auth
 from .config import check_count, check_header_value
 from .errors import (
     ClientClosedError,
     ConnectError,
+    KooDriveError,
     RequestTimeoutError,
     ResponseDecodeError,
     TransportError,
@@ -44,6 +47,8 @@ logger: Final = logging.getLogger("koodrive_async.http")
 
 # Retry-After values are kept up to a day, to report them; waiting is capped by the policy.
 _RETRY_AFTER_LIMIT: Final = 86_400.0
+# Where aiohttp starts quoting the server's bytes in a message (b'...' or b"...").
+_QUOTED_BYTES: Final = re.compile(r"""\bb['"]""")
 
 
 class Transport:
@@ -222,6 +227,7 @@ class Transport:
         debug = logger.isEnabledFor(logging.DEBUG)
         started = time.perf_counter() if debug else 0.0
         status: int | None = None
+        failure: KooDriveError | None = None
         try:
             async with session.request(
                 method, url, data=payload or None, headers=headers,
@@ -250,15 +256,7 @@ class Transport:
         except aiohttp.ClientConnectorError as exc:
             raise ConnectError(f"{method} {path}: cannot connect: {exc.os_error}") from None
         except aiohttp.ClientError as exc:
-            cause = exc.__cause__
-            # A body that does not inflate, or br or zstd without its package (which the C
-            # parser reports as a bare HttpProcessingError): the same answer would come again.
-            if isinstance(cause, ContentEncodingError) or (isinstance(cause, HttpProcessingError)
-                    and cause.message.startswith("Can not decode content-encoding")):
-                raise ResponseDecodeError(
-                    f"{method} {path}: the answer's body does not decode: {cause.message[:200]}"
-                ) from None
-            raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
+            failure = self._failure(f"{method} {path}", exc, headers)
         except RuntimeError as exc:
             if not session.closed:
                 raise
@@ -268,6 +266,9 @@ class Transport:
         finally:
             if debug:
                 _log_attempt(method, operation, status, attempt, started, trace_id)
+        if failure is not None:  # raised here, so aiohttp's text does not ride as __context__
+            raise failure
+        assert status is not None  # every other way out of the block raised
         # server_clock_offset ignores an implausible Date (a year outside 1970..9998, or more
         # than 7 days from our clock): one bad answer must not push X-Date out of range.
         offset = stamps.server_clock_offset(date_header, self._wall_clock())
@@ -292,6 +293,26 @@ class Transport:
             status, content, trace_id=trace_id, retry_after=retry_after,
             authorization=headers.get("Authorization"), auth=self._auth, clock_skew=clock_skew,
         )
+
+    def _failure(
+        self, request: str, exc: aiohttp.ClientError, headers: dict[str, str]
+    ) -> KooDriveError:
+        """The error for aiohttp's ``exc``, in aiohttp's words but not the bytes it quotes:
+        they are the server's, which may echo the Authorization sent, with spaces dropped
+        or cut short, past what redaction finds (the rest is redacted too)."""
+        cause = exc.__cause__
+        text = cause.message if isinstance(cause, HttpProcessingError) else str(exc)
+        text = " ".join(_QUOTED_BYTES.split(text, 1)[0].split()).rstrip(" :")
+        found = envelope.secrets_of(self._auth, headers.get("Authorization"))
+        words = redact(text, found)[:200] or type(exc).__name__
+        # A body that does not inflate, or br or zstd without its package (which the C
+        # parser reports as a bare HttpProcessingError): the same answer would come again.
+        if isinstance(cause, ContentEncodingError) or (isinstance(cause, HttpProcessingError)
+                and cause.message.startswith("Can not decode content-encoding")):
+            return ResponseDecodeError(f"{request}: the answer's body does not decode: {words}")
+        if isinstance(cause, HttpProcessingError):
+            return TransportError(f"{request}: the answer is not valid HTTP: {words}")
+        return TransportError(f"{request}: {type(exc).__name__}: {words}")
 
     def _client_timeout(self, seconds: float | None) -> aiohttp.ClientTimeout:
         usual = self._usual_timeout

@@ -437,4 +437,4 @@ async def test_a_body_that_does_not_decode_is_one_clear_error_not_retried(
         with pytest.raises(kd.ResponseDecodeError, match="body does not decode") as caught:
             await client.get_job("1")
     assert len(server.requests) == 1  # the same answer would come again
-    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    assert caught.value.__cause__ is None and caught.value.__context__ is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import pytest
@@ -173,3 +173,74 @@ async def test_archive_names_are_data_not_paths(
     detail = await client.get_job("1")
     # Kept verbatim for display; the library never opens or writes a path from the server.
     assert [e.name for e in detail.uncompressed_file_list] == ["../../etc/passwd", "/abs/x"]
+
+
+# -- a server that echoes the Authorization it got into answers aiohttp cannot parse --------
+
+_FRAMINGS: dict[str, Callable[[bytes], list[bytes]]] = {
+    "status line": lambda auth: [b"HTTP/1.1 2x0 " + auth + b"\r\n\r\n"],
+    "header name": lambda auth: [
+        b"HTTP/1.1 200 OK\r\nX-Echo " + auth + b": 1\r\nContent-Length: 2\r\n\r\n{}"],
+    "header value": lambda auth: [
+        b"HTTP/1.1 200 OK\r\nX-Echo: " + auth + b"\x00\r\nContent-Length: 2\r\n\r\n{}"],
+    "content length": lambda auth: [b"HTTP/1.1 200 OK\r\nContent-Length: " + auth + b"\r\n\r\n"],
+    "first chunk size": lambda auth: [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + auth + b"\r\n"],
+    # Sent after the headers were read (aiohttp 3.14 then waits for the body until the
+    # attempt's timeout, as for a stalled one).
+    "later chunk size": lambda auth: [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n",
+        auth + b"\r\n"],
+}
+
+
+async def _echoing_server(framing: str, sent: list[str]) -> asyncio.Server:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            auth = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"authorization:"))
+            sent.append(auth.decode())
+            for piece in _FRAMINGS[framing](auth):
+                writer.write(piece)
+                await writer.drain()
+                await asyncio.sleep(0.02)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+@pytest.mark.parametrize("kind", ["token", "app"])
+@pytest.mark.parametrize("framing", list(_FRAMINGS))
+async def test_an_answer_that_is_not_http_and_echoes_the_secret_is_not_quoted(
+    caplog: pytest.LogCaptureFixture, kind: str, framing: str
+) -> None:
+    sent: list[str] = []
+    server = await _echoing_server(framing, sent)
+    port = server.sockets[0].getsockname()[1]
+    auth = kd.TokenAuth(TOKEN) if kind == "token" else kd.AppAuth("app-1", APP_SECRET)
+    caplog.set_level(logging.DEBUG)
+    try:
+        async with kd.KooDriveClient(f"http://127.0.0.1:{port}", user_id="u", auth=auth,
+                                     retry=kd.RetryPolicy(max_attempts=2, initial_delay=0.01),
+                                     timeout=2) as client:
+            with pytest.raises(kd.TransportError) as caught:
+                await client.get_job("1309243162258308352")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert len(sent) == 2  # a transport failure: retried
+    error = caught.value
+    if not isinstance(error, kd.RequestTimeoutError):
+        assert "the answer is not valid HTTP" in str(error), str(error)
+        assert error.__context__ is None  # aiohttp's exception, which quotes the bytes
+    assert error.__cause__ is None
+    secrets = {TOKEN, APP_SECRET, *sent}
+    secrets |= {value.rsplit("Signature=", 1)[1] for value in sent if "Signature=" in value}
+    logged = [record.getMessage() for record in caplog.records]
+    for text in [str(error), repr(error), *logged]:
+        for secret in secrets:
+            assert secret not in text, (secret, text)
