@@ -129,33 +129,64 @@ class _Ids:
 
 
 class _Owned:
-    """The tasks of a fan-out, for as long as the task consuming its outcomes runs.
+    """The tasks of a fan-out, for as long as the stream is consumed.
 
     On exit (the iteration ended, left early or failed) they are cancelled and awaited; and
-    when the consumer ends first (cancelled in the loop's body, say), they are cancelled at
-    once, as the fan-out's generator may stay suspended at a yield, unclosed, for as long as
-    anything references it. A class, not a generator: at the loop's shutdown a generator
-    inside the fan-out's could be closed before it.
+    when the task consuming the stream is cancelled while the stream waits at a yield (in
+    the loop's body, say), they are cancelled at once, as the fan-out's generator may stay
+    suspended there, unclosed, for as long as anything references it. The consumer is the
+    task that last resumed the stream (``adopt``): a task that handed it on and ended
+    normally (on Python 3.11, ``asyncio.wait_for(anext(stream), ...)`` runs each ``anext``
+    in a task of its own) stops nothing. A class, not a generator: at the loop's shutdown a
+    generator inside the fan-out's could be closed before it.
+
+    Args:
+        tasks: The fan-out's own collection, as it grows and shrinks.
+        stopped: Called once the tasks were cancelled that way, to wake the stream: resumed
+            again, it raises ``ABANDONED``.
     """
 
-    def __init__(self, tasks: Collection[asyncio.Task[Any]]) -> None:
-        self._tasks = tasks  # the fan-out's own collection, as it grows and shrinks
-        self._consumer = asyncio.current_task()
+    def __init__(self, tasks: Collection[asyncio.Task[Any]], stopped: Callable[[], None]) -> None:
+        self._tasks = tasks
+        self._stopped = stopped
+        self._consumer: asyncio.Task[Any] | None = None
 
-    def _stop(self, _: object = None) -> None:
+    def adopt(self) -> None:
+        """Bind the tasks to the task now resuming the stream."""
+        task = asyncio.current_task()
+        if task is not self._consumer:
+            if self._consumer is not None:
+                self._consumer.remove_done_callback(self._ended)
+            self._consumer = task
+            if task is not None:
+                task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            self._stop()
+            self._stopped()
+
+    def _stop(self) -> None:
         for task in self._tasks:
             task.cancel()
 
-    async def __aenter__(self) -> None:
-        if self._consumer is not None:
-            self._consumer.add_done_callback(self._stop)
+    async def __aenter__(self) -> _Owned:
+        self.adopt()
+        return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._consumer is not None:
-            self._consumer.remove_done_callback(self._stop)
+            self._consumer.remove_done_callback(self._ended)
         self._stop()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _abandoned() -> KooDriveError:
+    return KooDriveError(
+        "this fan-out's work was cancelled with the task consuming it: the stream cannot "
+        "go on (start a new one for the ids without an outcome)"
+    )
 
 
 async def _fan_out(
@@ -199,10 +230,12 @@ async def _fan_out(
         running.add(task)
         return task
 
-    async with _Owned(running):
+    async with _Owned(running, lambda: None) as owned:
         fill()
         while running:
             task = await finished.get()
+            if task.cancelled():  # only _Owned cancels the work
+                raise _abandoned()
             running.discard(task)
             fill()  # the slot frees as the outcome is handed over
             job_id = odd.pop(task) if odd and task in odd else task.get_name()
@@ -212,6 +245,7 @@ async def _fan_out(
                 outcome = exc
             # Anything else is a bug, or an error of the caller's callback: it stops all.
             yield job_id, outcome
+            owned.adopt()
 
 
 class _Raised:
@@ -271,7 +305,8 @@ async def _pooled(
             finished.put_nowait(_Raised(exc))
 
     workers: list[asyncio.Task[None]] = []
-    async with _Owned(workers):
+    stopped = functools.partial(finished.put_nowait, _Raised(_abandoned()))
+    async with _Owned(workers, stopped) as owned:
         while len(workers) < max_active:
             first = ids.take()
             if first is _END:
@@ -292,6 +327,7 @@ async def _pooled(
                         room.set_result(None)
                         break
                 yield item  # type: ignore[misc]
+                owned.adopt()
 
 
 # get_jobs and wait_for_jobs return _pooled's and _fan_out's generators themselves, not ones

@@ -234,6 +234,63 @@ async def test_cancelling_the_consumer_cancels_the_fan_out(
     await eventually(lambda: emulator.in_flight == 0)
 
 
+@pytest.mark.parametrize("fan_out", ["wait_for_jobs", "get_jobs"])
+async def test_each_outcome_may_be_taken_by_a_task_of_its_own(
+    live: KooDriveEmulator, fan_out: str
+) -> None:
+    # asyncio.wait_for(anext(stream), ...) on 3.11, or create_task(anext(stream)): each
+    # anext runs in a task that ends with it. The work stays bound to the stream.
+    ids = [live.add_job(duration=0.02 * i) for i in range(12)]
+    async with real_client(live) as client:
+        stream = (client.wait_for_jobs(ids, concurrency=4, poll=FAST, timeout=30)
+                  if fan_out == "wait_for_jobs" else client.get_jobs(ids, concurrency=3))
+        async with aclosing(stream):
+            seen = []
+            for _ in ids:
+                if len(seen) % 2:
+                    job_id, outcome = await asyncio.wait_for(anext(stream), timeout=20)
+                else:
+                    job_id, outcome = await asyncio.create_task(anext(stream))
+                assert not isinstance(outcome, BaseException), outcome
+                seen.append(job_id)
+            with pytest.raises(StopAsyncIteration):
+                await asyncio.wait_for(anext(stream), timeout=20)
+    assert sorted(seen) == sorted(ids)
+
+
+@pytest.mark.parametrize("fan_out", ["wait_for_jobs", "get_jobs"])
+async def test_a_consumer_cancelled_in_its_loop_body_stops_a_stream_still_referenced(
+    live: KooDriveEmulator, fan_out: str
+) -> None:
+    ids = [live.add_job(duration=1000) for _ in range(3)] + [live.add_job() for _ in range(20)]
+    live.inject(Fault.delay(0.05), times=None)
+    before = client_tasks()
+    async with real_client(live) as client:
+        stream = (client.wait_for_jobs(ids, concurrency=4, poll=FAST, timeout=60)
+                  if fan_out == "wait_for_jobs" else client.get_jobs(ids, concurrency=4))
+        body_entered = asyncio.Event()
+
+        async def consume() -> None:
+            async for _ in stream:  # the stream outlives this task: referenced here
+                body_entered.set()
+                await asyncio.sleep(3600)
+
+        task = asyncio.create_task(consume())
+        await body_entered.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await eventually(lambda: client_tasks() - before == set())
+        count = len(live.requests)
+        await asyncio.sleep(0.3)
+        assert len(live.requests) == count, "no request after the consumer was cancelled"
+        # Resumed again, it says so at once instead of waiting for work that was cancelled.
+        with pytest.raises(kd.KooDriveError, match="cancelled with the task consuming it"):
+            while True:
+                await asyncio.wait_for(anext(stream), timeout=5)
+        await stream.aclose()
+
+
 async def test_a_generator_of_ids_is_read_lazily(
     emulator: KooDriveEmulator, client: kd.KooDriveClient
 ) -> None:
