@@ -263,6 +263,15 @@ class Transport:
             raise ClientClosedError(
                 f"{method} {path}: the client's aiohttp session is closed"
             ) from exc
+        except asyncio.CancelledError:
+            # Closing the session cancels the requests queued for a connection: unless this
+            # task itself is being cancelled, that is the client closing under the call.
+            task = asyncio.current_task()
+            if not session.closed or (task is not None and task.cancelling()):
+                raise
+            raise ClientClosedError(
+                f"{method} {path}: the client was closed while the request waited"
+            ) from None
         finally:
             if debug:
                 _log_attempt(method, operation, status, attempt, started, trace_id)

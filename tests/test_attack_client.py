@@ -268,6 +268,35 @@ async def test_calls_in_flight_during_aclose_raise_client_closed_error(
     real_emulator.clear_faults()
 
 
+async def test_calls_queued_for_a_connection_during_aclose_raise_client_closed_error(
+    real_emulator: KooDriveEmulator,
+) -> None:
+    # More calls than the pool holds: aiohttp cancels the queued ones as the session closes.
+    ids = [real_emulator.add_job(duration=100) for _ in range(30)]
+    real_emulator.inject(Fault.delay(5), times=None)
+    client = real_client(real_emulator, max_connections=4)
+    singles = [asyncio.ensure_future(client.get_job(i)) for i in ids[:10]]
+    outcomes: list[tuple[str, object]] = []
+
+    async def consume() -> None:
+        async for item in client.get_jobs(ids[10:20], concurrency=10):
+            outcomes.append(item)
+        async for item in client.wait_for_jobs(ids[20:], concurrency=10, timeout=60):
+            outcomes.append(item)
+
+    stream = asyncio.ensure_future(consume())
+    await eventually(lambda: real_emulator.in_flight >= 4)
+    await asyncio.sleep(0.05)  # the rest queue for a connection
+    await client.aclose()
+    done = await asyncio.gather(*singles, return_exceptions=True)
+    await asyncio.wait_for(stream, 5)
+    assert not any(task.cancelled() for task in singles)
+    assert all(isinstance(o, kd.ClientClosedError) for o in done), done
+    assert Counter(i for i, _ in outcomes) == Counter(dict.fromkeys(ids[10:], 1))
+    assert all(isinstance(o, kd.ClientClosedError) for _, o in outcomes), outcomes
+    real_emulator.clear_faults()
+
+
 async def test_infinity_means_no_limit_everywhere(
     emulator: KooDriveEmulator, vt: VirtualTime
 ) -> None:
