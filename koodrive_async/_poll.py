@@ -292,9 +292,10 @@ async def call_back(
     or coroutine function alike, within the wait's time (the last poll's grace included).
 
     Its error becomes a CallbackError. One that outlasts the wait is cancelled, and the
-    wait goes on to its last poll.
+    wait goes on to its last poll. The grace is one for the whole wait, the last poll's:
+    ``left`` (to the deadline) is negative once it has begun.
     """
-    bound = None if left is None else max(left, 0.0) + FINAL_POLL_TIMEOUT
+    bound = None if left is None else max(left + FINAL_POLL_TIMEOUT, 0.0)
     try:
         async with asyncio.timeout(bound) as scope:
             outcome = callback(value)
@@ -307,6 +308,12 @@ async def call_back(
             ) from exc
         logger.warning("job %s: %s outlasted the wait; cancelled", job_id, what,
                        extra={"koodrive.job_id": job_id})
+    except asyncio.CancelledError as exc:
+        task = asyncio.current_task()
+        if task is None or task.cancelling():  # the wait itself is cancelled
+            raise
+        # The callback's own (it awaited something cancelled elsewhere): its error.
+        raise CallbackError(f"job {job_id}: {what} raised CancelledError", job_id=job_id) from exc
     except Exception as exc:
         raise CallbackError(
             f"job {job_id}: {what} raised {type(exc).__name__}: {exc}", job_id=job_id

@@ -237,3 +237,10 @@ async def watch_job(
                 with wait.polling():
                     await _cancel_on_exit(source, job_id)
             raise
+        except GeneratorExit:
+            # Closed at a yield: the consumer left (a break, an error or a cancellation in
+            # its loop's body). Before the terminal snapshot, the job is still running.
+            if cancel_job_on_exit and not detail.terminal:
+                with wait.polling():
+                    await _cancel_on_exit(source, job_id)
+            raise

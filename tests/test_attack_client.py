@@ -340,20 +340,60 @@ async def test_a_raising_callback_is_one_outcome_not_the_end_of_the_stream(
     assert sum(isinstance(o, kd.JobResult) and o.ok for o in outcomes.values()) == 49
 
 
+async def test_a_callbacks_own_cancelled_error_is_its_outcome_not_the_streams_end(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    # The callback awaited something cancelled elsewhere; nobody cancelled the wait.
+    ids = [emulator.add_job(duration=5) for _ in range(10)]
+    cursed = {ids[3]: "on_progress", ids[7]: "on_checkpoint"}
+
+    async def awaits_a_cancelled_task() -> None:
+        helper = asyncio.ensure_future(asyncio.sleep(10))
+        helper.cancel()
+        await helper
+
+    async def on_progress(detail: kd.JobDetail) -> None:
+        if detail.job_info is not None and cursed.get(detail.job_info.task_id) == "on_progress":
+            await awaits_a_cancelled_task()
+
+    def on_checkpoint(state: dict[str, object]) -> None:
+        if cursed.get(str(state["job_id"])) == "on_checkpoint":
+            raise asyncio.CancelledError
+
+    async with make_client(emulator, vt) as client:
+        outcomes = dict([item async for item in client.wait_for_jobs(
+            ids, timeout=600, on_progress=on_progress, on_checkpoint=on_checkpoint)])
+        with pytest.raises(kd.CallbackError, match="on_progress raised CancelledError"):
+            await client.wait_for_job(ids[3], on_progress=on_progress)
+    assert set(outcomes) == set(ids)
+    for job_id, what in cursed.items():
+        error = outcomes[job_id]
+        assert isinstance(error, kd.CallbackError) and what in str(error), error
+        assert isinstance(error.__cause__, asyncio.CancelledError)
+    assert sum(isinstance(o, kd.JobResult) and o.ok for o in outcomes.values()) == 8
+
+
 async def test_a_callback_that_hangs_is_bounded_by_the_wait(
     real_emulator: KooDriveEmulator,
 ) -> None:
     job_id = real_emulator.add_job(pending_for=100)  # one snapshot: one callback to bound
 
-    async def hang(_: kd.JobDetail) -> None:
+    async def hang(_: object) -> None:
         await asyncio.Event().wait()
 
     async with real_client(real_emulator) as client:
         started = time.monotonic()
         with pytest.raises(kd.WaitTimeoutError):
-            await client.wait_for_job(job_id, timeout=0.5, on_progress=hang)
-    # The callback is cancelled at the deadline plus the last poll's grace; one last poll.
-    assert time.monotonic() - started < 0.5 + 2 * FINAL_POLL_TIMEOUT + MARGIN
+            await client.wait_for_job(job_id, timeout=0.5, on_progress=hang,
+                                      on_checkpoint=hang)
+        # The callbacks are cancelled at the deadline plus the last poll's grace, one grace
+        # for all of them (each call had 5 s of its own: 15.5 s in all).
+        assert time.monotonic() - started < 0.5 + FINAL_POLL_TIMEOUT + MARGIN
+        started = time.monotonic()
+        with pytest.raises(kd.WaitTimeoutError):
+            async for _ in client.watch_job(job_id, timeout=0.5, on_checkpoint=hang):
+                pass
+        assert time.monotonic() - started < 0.5 + FINAL_POLL_TIMEOUT + MARGIN
 
 
 # -- 7. waits end with their consumer ------------------------------------------------------

@@ -197,6 +197,44 @@ async def test_cancel_job_on_exit_after_task_cancellation(emulator: KooDriveEmul
     assert emulator.job_detail(job_id)["jobInfo"]["status"] == kd.JobStatus.CANCELED
 
 
+async def test_watch_job_cancel_on_exit_when_the_consumer_leaves_before_the_end(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    running, finished, cancelled = (emulator.add_job(duration=10_000),
+                                    emulator.add_job(duration=5), emulator.add_job(duration=10_000))
+    async with make_client(emulator, vt) as client:
+        watch = client.watch_job(running, cancel_job_on_exit=True)
+        async with contextlib.aclosing(watch):
+            async for _ in watch:
+                break  # left with the job still running: it is cancelled
+        watch = client.watch_job(finished, cancel_job_on_exit=True)
+        async with contextlib.aclosing(watch):
+            async for snapshot in watch:
+                if snapshot.terminal:
+                    break  # left after the terminal snapshot: nothing to cancel
+
+        entered = asyncio.Event()
+
+        async def consume() -> None:
+            watch = client.watch_job(cancelled, cancel_job_on_exit=True)
+            async with contextlib.aclosing(watch):
+                async for _ in watch:
+                    entered.set()
+                    await asyncio.sleep(3600)  # cancelled here, in the loop's body
+
+        task = asyncio.create_task(consume())
+        await entered.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    status = {job_id: emulator.job_detail(job_id)["jobInfo"]["status"]
+              for job_id in (running, finished, cancelled)}
+    assert status == {running: kd.JobStatus.CANCELED, finished: kd.JobStatus.COMPLETED,
+                      cancelled: kd.JobStatus.CANCELED}
+    cancels = [r.json()["jobId"] for r in emulator.requests if r.path.endswith("/cancel")]
+    assert cancels == [running, cancelled]
+
+
 async def test_watch_job_cancel_on_exit_after_timeout(
     emulator: KooDriveEmulator, client: kd.KooDriveClient
 ) -> None:
