@@ -48,6 +48,7 @@ from ._fastpath import (
     write_epoch_millis,
     write_local_time,
 )
+from ._nesting import MAX_FILE_DEPTH, check_file_depth
 from ._redact import Secret, redact, redact_document
 from .errors import ResponseDecodeError
 from .models import (
@@ -64,15 +65,8 @@ from .models import (
 )
 
 __all__ = [
-    "MODELS",
-    "decode_job_id",
-    "from_wire",
-    "job_detail",
-    "make_converter",
-    "structure",
-    "structure_list",
-    "to_wire",
-    "wire_name",
+    "MODELS", "decode_job_id", "from_wire", "job_detail", "make_converter", "structure",
+    "structure_list", "to_wire", "wire_name",
 ]
 
 T = TypeVar("T")
@@ -253,10 +247,14 @@ def to_wire(obj: JobDetail | JobInfo | TaskInfo | UncompressedFileInfo) -> dict[
 
     Raises:
         TypeError: ``obj`` is not one of the four models.
+        ValueError: ``obj`` is nested too deeply to write.
     """
     if type(obj) not in _HOOKS:
         raise TypeError(f"to_wire takes a {_MODEL_NAMES}, got {type(obj).__name__}")
-    result: dict[str, Any] = _converter.unstructure(obj)
+    try:
+        result: dict[str, Any] = _converter.unstructure(obj)
+    except RecursionError:  # only a model built by hand: a decoded one is MAX_FILE_DEPTH deep
+        raise ValueError(f"to_wire: sub_file_list deeper than {MAX_FILE_DEPTH} levels") from None
     return result
 
 
@@ -306,6 +304,8 @@ def structure(
     on failure when given as a function), they are found again in a redacted copy of
     ``data``, so no part of a secret can be quoted. ``root`` is the path of ``data``.
     """
+    if cls is JobDetail or cls is UncompressedFileInfo:
+        check_file_depth(data, what, root, detail=cls is JobDetail)
     fast = _FAST.get(cls)
     if fast is not None:
         try:
@@ -370,7 +370,11 @@ def job_detail(data: Any, job_id: str, *, secrets: Secrets = ()) -> JobDetail:
                 f"GetJobDetail {job_id}: expected an object in $.data, got "
                 f"{type(data).__name__}"
             ) from None
+        check_file_depth(data, f"GetJobDetail {job_id}", "$.data", detail=True)
         detail = _structure_fully(data, JobDetail, f"GetJobDetail {job_id}", secrets, "$.data")
+    else:
+        if detail.uncompressed_file_list:  # an archive listing: no deeper than allowed
+            check_file_depth(data, f"GetJobDetail {job_id}", "$.data", detail=True)
     info = detail.job_info
     if info is not None and info.task_id is not None and info.task_id != job_id:
         text = redact(info.task_id, secrets() if callable(secrets) else secrets)

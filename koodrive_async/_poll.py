@@ -36,20 +36,8 @@ from .errors import (
 from .models import JobDetail, JobStatus
 
 __all__ = [
-    "FINAL_POLL_TIMEOUT",
-    "MAX_MALFORMED_POLLS",
-    "Checkpoint",
-    "Clock",
-    "JobSource",
-    "Limits",
-    "Random",
-    "Schedule",
-    "Sleep",
-    "Tally",
-    "call_back",
-    "describe",
-    "prepare",
-    "snapshots",
+    "FINAL_POLL_TIMEOUT", "MAX_MALFORMED_POLLS", "Checkpoint", "Clock", "JobSource", "Limits",
+    "Random", "Schedule", "Sleep", "Tally", "call_back", "describe", "prepare", "snapshots",
 ]
 
 logger: Final = logging.getLogger("koodrive_async.wait")

@@ -34,12 +34,7 @@ from .models import JobDetail, JobResult
 from .waiter import CheckpointCallback, ProgressCallback, WaitOptions
 from .waiter import wait as waiter_wait
 
-__all__ = [
-    "DEFAULT_CONCURRENCY",
-    "DEFAULT_MAX_WAITS",
-    "get_jobs",
-    "wait_for_jobs",
-]
+__all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_MAX_WAITS", "get_jobs", "wait_for_jobs"]
 
 logger: Final = logging.getLogger("koodrive_async.http")
 
@@ -129,21 +124,17 @@ class _Ids:
 
 
 class _Owned:
-    """The tasks of a fan-out, for as long as the stream is consumed.
+    """The tasks of a fan-out (its own collection, as it grows and shrinks), for as long as
+    the stream is consumed.
 
     On exit (the iteration ended, left early or failed) they are cancelled and awaited; and
     when the task consuming the stream is cancelled while the stream waits at a yield (in
-    the loop's body, say), they are cancelled at once, as the fan-out's generator may stay
-    suspended there, unclosed, for as long as anything references it. The consumer is the
-    task that last resumed the stream (``adopt``): a task that handed it on and ended
-    normally (on Python 3.11, ``asyncio.wait_for(anext(stream), ...)`` runs each ``anext``
-    in a task of its own) stops nothing. A class, not a generator: at the loop's shutdown a
-    generator inside the fan-out's could be closed before it.
-
-    Args:
-        tasks: The fan-out's own collection, as it grows and shrinks.
-        stopped: Called once the tasks were cancelled that way, to wake the stream: resumed
-            again, it raises ``ABANDONED``.
+    the loop's body, say), at once, as the generator may stay suspended there, unclosed, for
+    as long as anything references it; then ``stopped`` wakes the stream, which raises
+    ``_abandoned()`` if resumed. The consumer is the task that last resumed the stream: one
+    that handed it on and ended normally (``asyncio.wait_for(anext(stream), ...)`` on 3.11
+    runs each ``anext`` in a task of its own) stops nothing. A class, not a generator: at
+    the loop's shutdown a generator inside the fan-out's could be closed before it.
     """
 
     def __init__(self, tasks: Collection[asyncio.Task[Any]], stopped: Callable[[], None]) -> None:

@@ -15,6 +15,7 @@ from email.utils import formatdate
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from aiohttp import web
 
@@ -390,3 +391,57 @@ async def test_an_unknown_status_is_polled_like_a_running_job_until_it_really_en
     polls_at_7 = len(seen) - 1
     assert polls_at_7 == 9, seen
     assert result.polls == len(seen)
+
+
+# -- an archive listing nested past what can be read back ----------------------------------
+
+def _listing(depth: int, *, as_object: bool) -> bytes:
+    """An answer whose one file nests ``depth`` levels of subFileList (a list of one at each
+    level, or one object where a list is documented)."""
+    files = (b'{"name":"d","subFileList":' + (b"" if as_object else b"[")) * depth
+    files += b'{"name":"x"}' + ((b"}" if as_object else b"]}") * depth)
+    return (b'{"code":0,"data":{"jobInfo":{"taskId":"1","status":2},"uncompressedFileList":['
+            + files + b"]}}")
+
+
+@pytest.mark.parametrize("as_object", [False, True])
+async def test_a_listing_nested_too_deep_is_one_clear_error_not_a_recursion_error(
+    hostile: Callable[[Answer], Awaitable[Hostile]], as_object: bool
+) -> None:
+    # 500 levels is 1,000 of JSON: under orjson's limit of 1,024, past the stack's.
+    deep = _listing(500, as_object=as_object)
+    server = await hostile(lambda request, body: web.Response(
+        body=deep if request.path.endswith("/1") else _listing(0, as_object=False).replace(
+            b'"taskId":"1"', b'"taskId":"' + request.path.rsplit("/", 1)[1].encode() + b'"'),
+        content_type="application/json"))
+    async with kd.KooDriveClient(server.base_url, user_id="u", auth=kd.TokenAuth("t"),
+                                 retry=kd.RetryPolicy.disabled()) as client:
+        with pytest.raises(kd.ResponseDecodeError,
+                           match=r"subFileList nested deeper than 100 levels") as caught:
+            await client.get_job("1")
+        assert caught.value.problems == (
+            "$.data.uncompressedFileList: subFileList nested deeper than 100 levels",)
+        outcomes = dict([item async for item in client.get_jobs(["2", "1", "3"])])
+    assert isinstance(outcomes.pop("1"), kd.ResponseDecodeError)
+    assert all(isinstance(o, kd.JobDetail) for o in outcomes.values()) and len(outcomes) == 2
+    with pytest.raises(kd.ResponseDecodeError, match="nested deeper than 100"):
+        kd.from_wire(kd.JobDetail, orjson.loads(deep)["data"])
+    with pytest.raises(kd.ResponseDecodeError, match="nested deeper than 100"):
+        kd.from_wire(kd.UncompressedFileInfo,
+                     orjson.loads(deep)["data"]["uncompressedFileList"][0])
+
+
+def test_a_listing_as_deep_as_allowed_reads_and_writes_back() -> None:
+    for as_object in (False, True):
+        data = json.loads(_listing(99, as_object=as_object))["data"]  # 100 levels of files
+        detail = kd.from_wire(kd.JobDetail, data)
+        assert kd.from_wire(kd.JobDetail, kd.to_wire(detail)) == detail
+        depth, files = 0, detail.uncompressed_file_list
+        while files:
+            depth, files = depth + 1, files[0].sub_file_list
+        assert depth == 100
+    built = kd.UncompressedFileInfo(name="x")
+    for _ in range(2000):  # deeper than any answer is read: only by hand
+        built = kd.UncompressedFileInfo(name="d", sub_file_list=(built,))
+    with pytest.raises(ValueError, match="sub_file_list deeper than 100 levels"):
+        kd.to_wire(built)
