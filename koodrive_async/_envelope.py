@@ -188,12 +188,17 @@ def decode_envelope(
 
 # The head and the tail of an envelope whose members besides ``data`` are plain scalars
 # (``code``, ``msg`` ...), with ``jobInfo`` the first member of ``data``: the API's own order.
-_SCALAR: Final = rb'(?:-?[0-9]+|"(?:[^"\\]|\\.)*"|null|true|false)'
+# A string as the loop unrolled ("[^"\\]*" between escapes): 20 times faster than an
+# alternation per character on a long one.
+_SCALAR: Final = rb'(?:-?[0-9]+|"[^"\\]*(?:\\.[^"\\]*)*"|null|true|false)'
 _MEMBER: Final = rb'\s*"([A-Za-z_]{1,32})"\s*:\s*(' + _SCALAR + rb')\s*'
 _HEAD: Final = re.compile(rb'\s*\{((?:' + _MEMBER + rb',)*)\s*"data"\s*:\s*\{\s*"jobInfo"\s*:\s*\{')
 _TAIL: Final = re.compile(rb'\}\s*((?:,' + _MEMBER + rb')*)\}\s*\Z')
 _MEMBERS: Final = re.compile(_MEMBER)
 _TAIL_BYTES: Final = 512
+# The head is sought in this many bytes at most (a 24 MiB msg before data took 20 s): past
+# them, the full parse (orjson, 1 ns a byte) reads it.
+_HEAD_BYTES: Final = 4096
 
 
 def skim_unfinished(body: bytes) -> dict[str, Any] | None:
@@ -203,11 +208,12 @@ def skim_unfinished(body: bytes) -> dict[str, Any] | None:
     What a waiter needs of a job that is not over is its status and progress: its thousand
     taskInfos would cost a full parse and structuring on every poll. Only ``jobInfo`` (up to
     its first ``}``, as the API sends it: scalars only) and the envelope's scalar members are
-    parsed; the rest of the body is not read, so a malformed rest goes unnoticed until the
+    parsed (within the first ``_HEAD_BYTES``: past them, the full parse is cheaper); the rest
+    of the body is not read, so a malformed rest goes unnoticed until the
     job's terminal answer, which the caller reads in full. The envelope's last ``code`` (the
     one a full parse keeps) must be the success code.
     """
-    head = _HEAD.match(body)
+    head = _HEAD.match(body, 0, _HEAD_BYTES)
     if head is None:
         return None
     tail = _TAIL.search(body, max(head.end(), len(body) - _TAIL_BYTES))

@@ -167,6 +167,16 @@ def test_skim_leaves_every_other_answer_to_the_full_parse(body: bytes) -> None:
     assert envelope.skim_unfinished(body) is None
 
 
+def test_skim_seeks_the_head_in_its_first_kilobytes_only() -> None:
+    # Past them (a 24 MiB msg before data stalled each poll 20 s) the full parse reads it.
+    def answer(msg: bytes) -> bytes:
+        return b'{"code":0,"msg":"' + msg + b'","data":{"jobInfo":' + _INFO + b"}}"
+
+    assert envelope.skim_unfinished(answer(b'a\\"' * 1000)) is not None  # 3,000 bytes
+    assert envelope.skim_unfinished(answer(b"a" * 5000)) is None
+    assert envelope.skim_unfinished(answer(b"a" * 24 * 2**20)) is None
+
+
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**12), st.text(max_size=8))
 
 
