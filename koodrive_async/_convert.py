@@ -25,14 +25,11 @@ from typing import Any, Final, TypeVar
 
 import attrs
 import cattrs
-from cattrs.cols import (
-    homogenous_tuple_structure_factory,
-    is_sequence,
-    iterable_unstructure_factory,
-)
+from cattrs.cols import is_sequence, iterable_unstructure_factory
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.v import format_exception
 
+from ._bounds import MAX_FILE_DEPTH, check_file_depth, structure_items
 from ._fastpath import (
     build_fast_structurers,
     describe,
@@ -48,7 +45,6 @@ from ._fastpath import (
     write_epoch_millis,
     write_local_time,
 )
-from ._nesting import MAX_FILE_DEPTH, check_file_depth
 from ._redact import Secret, redact, redact_document
 from .errors import ResponseDecodeError
 from .models import (
@@ -149,8 +145,12 @@ def make_converter(*, strict: bool = False, fast_path: bool | None = None) -> ca
 
     def model_tuple_factory(tuple_type: Any) -> Callable[[Any, object], Any]:
         # A missing list is an empty tuple; one object where a list is documented (subFileList)
-        # is a list of one.
-        items = homogenous_tuple_structure_factory(tuple_type, converter)
+        # is a list of one. Reading stops after a few bad items (see _bounds).
+        item_type = tuple_type.__args__[0]
+        try:
+            item = converter.get_structure_hook(item_type)
+        except RecursionError:  # UncompressedFileInfo holds its own kind: bound late
+            item = converter.structure
 
         def structure(value: Any, _: object = None) -> tuple[Any, ...]:
             if value is None:
@@ -159,8 +159,7 @@ def make_converter(*, strict: bool = False, fast_path: bool | None = None) -> ca
                 value = [value]
             elif type(value) is not list:
                 raise ValueError(f"expected a list, got {describe(value)}")
-            result: tuple[Any, ...] = items(value, tuple_type)
-            return result
+            return structure_items(value, item, item_type, tuple_type)
 
         return structure
 

@@ -445,3 +445,32 @@ def test_a_listing_as_deep_as_allowed_reads_and_writes_back() -> None:
         built = kd.UncompressedFileInfo(name="d", sub_file_list=(built,))
     with pytest.raises(ValueError, match="sub_file_list deeper than 100 levels"):
         kd.to_wire(built)
+
+
+async def test_a_flood_of_bad_items_is_named_by_its_first_ten_not_read_to_the_end(
+    hostile: Callable[[Answer], Awaitable[Hostile]],
+) -> None:
+    # 1 MiB, 100,000 bad taskInfos: each bad item costs the full path and a message (21 s of
+    # a blocked event loop when every one was read); a few say what is wrong.
+    bad = b'{"code":0,"data":{"jobInfo":{"taskId":"1","status":2},"taskInfos":[' + b",".join(
+        [b'{"status":[1]}'] * 100_000) + b"]}}"
+    server = await hostile(lambda request, body: web.Response(
+        body=bad, content_type="application/json"))
+    async with kd.KooDriveClient(server.base_url, user_id="u", auth=kd.TokenAuth("t"),
+                                 retry=kd.RetryPolicy.disabled()) as client:
+        with pytest.raises(kd.ResponseDecodeError) as caught:
+            await client.get_job("1")
+    problems = caught.value.problems
+    assert len(problems) == 11
+    assert problems[:2] == ("expected a string, got [1] @ $.data.taskInfos[0].status",
+                            "expected a string, got [1] @ $.data.taskInfos[1].status")
+    assert problems[-1] == ("not read: 10 bad items already, 99990 more not checked "
+                            "@ $.data.taskInfos[10]")
+    # Fewer than ten are each named, wherever they are.
+    some = orjson.loads(bad.replace(b'{"status":[1]}', b'{"status":"1"}'))["data"]
+    for index in (3, 500, 99_999):
+        some["taskInfos"][index] = {"status": [1]}
+    with pytest.raises(kd.ResponseDecodeError) as caught:
+        kd.from_wire(kd.JobDetail, some)
+    assert caught.value.problems == tuple(
+        f"expected a string, got [1] @ $.taskInfos[{index}].status" for index in (3, 500, 99_999))
