@@ -44,6 +44,18 @@ def dev_server_or_skip() -> Path:
     return path
 
 
+async def start_dev_server(path: Path) -> Any:
+    """A WorkflowEnvironment on the dev server at ``path``, given a minute to start: the
+    SDK's default of 5 s failed once on this 2-core machine under load."""
+    from datetime import timedelta
+
+    from temporalio.testing import WorkflowEnvironment
+
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(path), dev_server_startup_timeout=timedelta(seconds=60)
+    )
+
+
 async def attempts(handle: Any) -> int:
     """The attempt number of the wait activity's last start, from the workflow history."""
     from temporalio.api.enums.v1 import EventType

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 import koodrive_async as kd
+from koodrive_async import waiter
 from koodrive_async.testing import Fault, KooDriveEmulator
 from koodrive_async.waiter import FINAL_POLL_TIMEOUT
 
@@ -371,6 +372,31 @@ async def test_a_callbacks_own_cancelled_error_is_its_outcome_not_the_streams_en
         assert isinstance(error, kd.CallbackError) and what in str(error), error
         assert isinstance(error.__cause__, asyncio.CancelledError)
     assert sum(isinstance(o, kd.JobResult) and o.ok for o in outcomes.values()) == 8
+
+
+async def test_a_cancel_job_on_exit_that_hangs_is_time_boxed(
+    real_emulator: KooDriveEmulator, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The box is REMOTE_CANCEL_TIMEOUT (10 s); 1 s here, so the test does not wait 10.
+    monkeypatch.setattr(waiter, "REMOTE_CANCEL_TIMEOUT", 1.0)
+    real_emulator.inject(Fault.delay(30), times=None, method="POST",
+                         path="/koodrive/ose/v1/cancel")
+    async with real_client(real_emulator, retry=kd.RetryPolicy.disabled()) as client:
+        for ending, options in (
+            (kd.WaitTimeoutError, {"timeout": 0.3}),
+            (kd.JobStalledError, {"stall_timeout": 0.3, "poll": kd.PollPolicy.fixed(0.1)}),
+        ):
+            job_id = real_emulator.add_job(pending_for=1000)
+            started = time.monotonic()
+            with pytest.raises(ending):
+                await client.wait_for_job(job_id, cancel_job_on_exit=True, **options)
+            assert time.monotonic() - started < 0.3 + 1.0 + MARGIN
+            sent = [r for r in real_emulator.requests if r.path.endswith("/cancel")]
+            assert sent[-1].json() == {"jobId": job_id}
+    failed = [r for r in caplog.records if "CancelJob on exit failed" in r.getMessage()]
+    assert len(failed) == 2 and all(r.levelname == "WARNING" for r in failed)
+    real_emulator.clear_faults()
 
 
 async def test_a_callback_that_hangs_is_bounded_by_the_wait(

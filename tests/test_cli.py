@@ -354,6 +354,31 @@ def test_cancel(cli: Run, emu: KooDriveEmulator) -> None:
     assert done.stderr.startswith(f"error: job {running}: HTTP 400")
 
 
+def test_cancel_goes_on_past_a_failure_and_the_most_serious_code_wins(
+    cli: Run, emu: KooDriveEmulator
+) -> None:
+    first, second = (emu.add_job(task_type=1, files=1, duration=30) for _ in range(2))
+    done = cli("cancel", "12345", first, "../x", second)  # unknown (1), ok, invalid (2), ok
+    assert done.returncode == 1, done.stderr
+    assert emu.jobs[first].canceled_at is not None and emu.jobs[second].canceled_at is not None
+    assert done.stdout == f"canceled {first}\ncanceled {second}\n"
+
+
+def test_the_most_serious_exit_code_wins_1_then_2_then_3_then_4(
+    cli: Run, emu: KooDriveEmulator
+) -> None:
+    def slow() -> str:
+        return emu.add_job(task_type=1, files=1, duration=30)
+
+    def canceled() -> str:
+        return emu.add_job(task_type=3, files=2, duration=5, cancel_after=0.1)
+
+    options = ("--timeout", "1", "--poll", "0.05")
+    assert cli("wait", canceled(), slow(), *options).returncode == 3  # 3 over 4
+    assert cli("wait", slow(), "../x", canceled(), *options).returncode == 2  # 2 over 3, 4
+    assert cli("wait", "../x", "12345", slow(), *options).returncode == 1  # 1 over 2, 3
+
+
 # -- download ----------------------------------------------------------------------------------
 
 

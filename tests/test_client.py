@@ -13,7 +13,7 @@ import pytest
 import koodrive_async as kd
 from koodrive_async.testing import Fault, KooDriveEmulator
 
-from .conftest import VirtualTime, make_client
+from .conftest import TokenSequence, VirtualTime, make_client
 
 SEED_BYTES = (Path(__file__).parent / "data" / "seed_job_detail.json").read_bytes()
 JOB_PATH = "/koodrive/ose/v1/1309243162258308352"
@@ -231,6 +231,21 @@ async def test_create_job_retried_after_a_429(
     job_id = await _create(client)
     assert vt.sleeps == [2.0]
     assert list(emulator.jobs) == [job_id]
+
+
+async def test_create_job_sent_again_after_a_401_the_auth_flow_explains(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    # Rejected before any work was done: sent again with the new token, once; one job.
+    provider = TokenSequence(emulator, "old-token", "new-token")
+    async with make_client(emulator, vt, auth=kd.TokenAuth(provider)) as client:
+        await client.get_job(emulator.add_job())
+        emulator.revoke_token("old-token")
+        job_id = await _create(client)
+    creates = [r for r in emulator.requests if r.method == "POST"]
+    assert [r.headers["Authorization"] for r in creates] == [
+        "Bearer+old-token", "Bearer+new-token"]
+    assert len(emulator.jobs) == 2 and job_id in emulator.jobs  # the lookup's and this one
 
 
 async def test_create_job_sends_the_documented_body(

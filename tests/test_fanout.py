@@ -319,6 +319,33 @@ async def test_a_generator_of_ids_is_read_lazily(
     assert len(emulator.requests) <= 20 + 2 * 8
 
 
+async def test_max_waits_bounds_the_waits_taken_and_not_yet_handed_over(
+    emulator: KooDriveEmulator, client: kd.KooDriveClient
+) -> None:
+    pulled = 0
+
+    def ids() -> Iterator[str]:
+        nonlocal pulled
+        for index in range(10_000):
+            pulled += 1
+            yield emulator.add_job(duration=1 + index % 5)
+
+    waits = client.wait_for_jobs(ids(), max_waits=5, concurrency=50, timeout=600)
+    async with aclosing(waits):
+        outcomes = []
+        most_ahead = 0
+        async for item in waits:
+            outcomes.append(item)
+            await asyncio.sleep(0.02)  # a slow consumer: the waits could run far ahead
+            most_ahead = max(most_ahead, pulled - len(outcomes))
+            if len(outcomes) == 30:
+                break
+    assert all(isinstance(o, kd.JobResult) and o.ok for _, o in outcomes)
+    assert most_ahead <= 5
+    assert most_ahead >= 4, "the bound was used, not a much lower one"
+    assert pulled <= 30 + 5
+
+
 async def test_an_error_of_the_ids_iterator_or_of_the_source_stops_the_lookups(
     emulator: KooDriveEmulator, client: kd.KooDriveClient
 ) -> None:

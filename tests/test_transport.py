@@ -3,6 +3,7 @@ learning, both auth modes as the emulator checks them, and the session's lifecyc
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -139,6 +140,23 @@ async def test_token_provider_asked_again_after_a_401(
     assert [r.headers["Authorization"] for r in emulator.requests] == [
         "Bearer+old-token", "Bearer+old-token", "Bearer+old-token", "Bearer+new-token",
     ]
+
+
+async def test_many_requests_hitting_one_401_ask_the_provider_once(
+    emulator: KooDriveEmulator, vt: VirtualTime
+) -> None:
+    provider = TokenSequence(emulator, "old-token", "new-token", "spare-token")
+    ids = [emulator.add_job() for _ in range(20)]
+    emulator.inject(Fault.delay(0.2), times=20)  # all 20 in flight when the token goes
+    async with make_client(emulator, vt, auth=kd.TokenAuth(provider)) as client:
+        await client.get_job(ids[0])
+        emulator.revoke_token("old-token")
+        details = await asyncio.gather(*(client.get_job(job_id) for job_id in ids))
+    assert [d.job_info.task_id for d in details if d.job_info] == ids
+    assert provider.calls == 2, "one question for the first token, one for all 20 401s"
+    resent = [r for r in emulator.requests[1:] if r.headers["Authorization"] != "Bearer+old-token"]
+    assert len(resent) == 20 and {r.headers["Authorization"] for r in resent} == {
+        "Bearer+new-token"}
 
 
 async def test_a_static_token_rejected_is_not_retried(
