@@ -128,7 +128,7 @@ def is_retryable(error: BaseException) -> bool:
             return False
         status = error.http_status
         return (status in RETRYABLE_STATUSES or error.code == TRANSIENT_CODE
-                or (status >= 500 and status not in PERMANENT_SERVER_STATUSES))
+                or (500 <= status <= 599 and status not in PERMANENT_SERVER_STATUSES))
     return False
 
 

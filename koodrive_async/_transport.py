@@ -255,7 +255,8 @@ class Transport:
             ) from None
         except aiohttp.ClientConnectorError as exc:
             raise ConnectError(f"{method} {path}: cannot connect: {exc.os_error}") from None
-        except aiohttp.ClientError as exc:
+        # (An HttpProcessingError comes bare from aiohttp's parser without its C extension.)
+        except (aiohttp.ClientError, HttpProcessingError) as exc:
             failure = self._failure(f"{method} {path}", exc, headers)
         except RuntimeError as exc:
             if not session.closed:
@@ -304,12 +305,13 @@ class Transport:
         )
 
     def _failure(
-        self, request: str, exc: aiohttp.ClientError, headers: dict[str, str]
+        self, request: str, exc: aiohttp.ClientError | HttpProcessingError,
+        headers: dict[str, str],
     ) -> KooDriveError:
         """The error for aiohttp's ``exc``, in aiohttp's words but not the bytes it quotes:
         they are the server's, which may echo the Authorization sent, with spaces dropped
         or cut short, past what redaction finds (the rest is redacted too)."""
-        cause = exc.__cause__
+        cause = exc if isinstance(exc, HttpProcessingError) else exc.__cause__
         text = cause.message if isinstance(cause, HttpProcessingError) else str(exc)
         text = " ".join(_QUOTED_BYTES.split(text, 1)[0].split()).rstrip(" :")
         found = envelope.secrets_of(self._auth, headers.get("Authorization"))

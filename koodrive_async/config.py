@@ -227,10 +227,6 @@ _DEFAULT_INITIAL: Final = _Default(DEFAULT_POLL_INITIAL_INTERVAL)
 _DEFAULT_MAX: Final = _Default(DEFAULT_POLL_MAX_INTERVAL)
 
 
-def _plain(seconds: float) -> float:
-    return float(seconds) if type(seconds) is _Default else seconds
-
-
 def _poll_number(owner: str, name: str, value: object) -> float:
     """``value`` as a float if it is a real number (a bool is not one): TypeError naming it."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -302,20 +298,19 @@ class PollPolicy:
 
     def __attrs_post_init__(self) -> None:
         initial, maximum = self.initial_interval, self.max_interval
-        if initial > maximum:
-            if type(initial) is not _Default and type(maximum) is not _Default:
-                raise ValueError(
-                    f"PollPolicy.initial_interval ({initial!r}) must be <= "
-                    f"max_interval ({maximum!r})"
-                )
-            if type(maximum) is _Default:
-                maximum = initial
-            else:
-                initial = maximum
-        # Frozen: set here, once, before anyone sees the object; a default leaves as a plain
-        # float (the marker only tells it from the same number given).
-        object.__setattr__(self, "initial_interval", _plain(initial))
-        object.__setattr__(self, "max_interval", _plain(maximum))
+        if initial <= maximum:
+            return
+        # A bound left out is still its marker (attrs.evolve passes it on as it is): it
+        # follows the other. Frozen: set here, once, before anyone sees the object.
+        if type(maximum) is _Default and type(initial) is not _Default:
+            object.__setattr__(self, "max_interval", initial)
+        elif type(initial) is _Default:
+            object.__setattr__(self, "initial_interval", maximum)
+        else:
+            raise ValueError(
+                f"PollPolicy.initial_interval ({initial!r}) must be <= "
+                f"max_interval ({maximum!r})"
+            )
 
     @classmethod
     def fixed(cls, seconds: float) -> PollPolicy:

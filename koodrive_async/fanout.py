@@ -130,20 +130,23 @@ class _Owned:
     On exit (the iteration ended, left early or failed) they are cancelled and awaited; and
     when the task consuming the stream is cancelled while the stream waits at a yield (in
     the loop's body, say), at once, as the generator may stay suspended there, unclosed, for
-    as long as anything references it; then ``stopped`` wakes the stream, which raises
-    ``_abandoned()`` if resumed. The consumer is the task that last resumed the stream: one
+    as long as anything references it; resumed after that, the stream raises
+    ``_abandoned()``. The consumer is the task that last resumed the stream: one
     that handed it on and ended normally (``asyncio.wait_for(anext(stream), ...)`` on 3.11
     runs each ``anext`` in a task of its own) stops nothing. A class, not a generator: at
     the loop's shutdown a generator inside the fan-out's could be closed before it.
     """
 
-    def __init__(self, tasks: Collection[asyncio.Task[Any]], stopped: Callable[[], None]) -> None:
+    def __init__(self, tasks: Collection[asyncio.Task[Any]]) -> None:
         self._tasks = tasks
-        self._stopped = stopped
         self._consumer: asyncio.Task[Any] | None = None
+        self._stopped = False
 
     def adopt(self) -> None:
-        """Bind the tasks to the task now resuming the stream."""
+        """Bind the tasks to the task now resuming the stream; raise ``_abandoned()`` if
+        they were cancelled with the one before (before any work is handed over or begun)."""
+        if self._stopped:
+            raise _abandoned()
         task = asyncio.current_task()
         if task is not self._consumer:
             if self._consumer is not None:
@@ -154,8 +157,8 @@ class _Owned:
 
     def _ended(self, task: asyncio.Task[Any]) -> None:
         if task.cancelled():
+            self._stopped = True
             self._stop()
-            self._stopped()
 
     def _stop(self) -> None:
         for task in self._tasks:
@@ -221,12 +224,10 @@ async def _fan_out(
         running.add(task)
         return task
 
-    async with _Owned(running, lambda: None) as owned:
+    async with _Owned(running) as owned:
         fill()
         while running:
             task = await finished.get()
-            if task.cancelled():  # only _Owned cancels the work
-                raise _abandoned()
             running.discard(task)
             fill()  # the slot frees as the outcome is handed over
             job_id = odd.pop(task) if odd and task in odd else task.get_name()
@@ -296,8 +297,7 @@ async def _pooled(
             finished.put_nowait(_Raised(exc))
 
     workers: list[asyncio.Task[None]] = []
-    stopped = functools.partial(finished.put_nowait, _Raised(_abandoned()))
-    async with _Owned(workers, stopped) as owned:
+    async with _Owned(workers) as owned:
         while len(workers) < max_active:
             first = ids.take()
             if first is _END:

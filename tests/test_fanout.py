@@ -266,7 +266,8 @@ async def test_a_consumer_cancelled_in_its_loop_body_stops_a_stream_still_refere
     live.inject(Fault.delay(0.05), times=None)
     before = client_tasks()
     async with real_client(live) as client:
-        stream = (client.wait_for_jobs(ids, concurrency=4, poll=FAST, timeout=60)
+        # max_waits=4: ids are left to take, and outcomes queue up while the body sleeps.
+        stream = (client.wait_for_jobs(ids, concurrency=4, max_waits=4, poll=FAST, timeout=60)
                   if fan_out == "wait_for_jobs" else client.get_jobs(ids, concurrency=4))
         body_entered = asyncio.Event()
 
@@ -286,9 +287,10 @@ async def test_a_consumer_cancelled_in_its_loop_body_stops_a_stream_still_refere
         assert len(live.requests) == count, "no request after the consumer was cancelled"
         # Resumed again, it says so at once instead of waiting for work that was cancelled.
         with pytest.raises(kd.KooDriveError, match="cancelled with the task consuming it"):
-            while True:
-                await asyncio.wait_for(anext(stream), timeout=5)
+            await asyncio.wait_for(anext(stream), timeout=5)  # the first resume: no work begun
         await stream.aclose()
+        await asyncio.sleep(0.1)
+        assert len(live.requests) == count, "no request after the consumer was cancelled"
 
 
 async def test_a_generator_of_ids_is_read_lazily(

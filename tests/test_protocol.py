@@ -86,6 +86,8 @@ def test_retryable_errors() -> None:
     assert proto.is_retryable(RequestTimeoutError("x"))
     for status in (408, 429, 500, 502, 503, 504, 507, 520, 524, 599):
         assert proto.is_retryable(api(status))
+    for status in (600, 799, 999):  # not HTTP statuses a server may use: not 5xx either
+        assert not proto.is_retryable(api(status))
     for status in (501, 505):  # the request can never work: not even with the transient code
         assert not proto.is_retryable(api(status))
         assert proto.is_retryable(api(status, 13000201))

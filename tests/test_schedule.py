@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import pickle
 import random
 from collections.abc import Callable
 from typing import Any
@@ -191,11 +192,18 @@ def test_any_one_field_may_be_set_alone() -> None:
     assert PollPolicy(multiplier=1).multiplier == 1
     assert PollPolicy(jitter=0).jitter == 0
     assert PollPolicy(adaptive=False).adaptive is False
-    # The defaults leave as plain floats (equal, pickled and serialized like any).
+    # A default is a float (equal, hashed, pickled like one) that attrs.evolve passes on as
+    # still left out: the other bound can still move it.
     default = PollPolicy()
-    assert type(default.initial_interval) is float and type(default.max_interval) is float
     assert (default.initial_interval, default.max_interval) == (1.0, 300.0)
-    assert type(PollPolicy(initial_interval=600).max_interval) is int
+    assert pickle.loads(pickle.dumps(default)) == default and hash(default) == hash(PollPolicy())
+    assert repr(default).startswith("PollPolicy(initial_interval=1.0, max_interval=300.0,")
+    moved = attrs.evolve(default, initial_interval=400)
+    assert (moved.initial_interval, moved.max_interval) == (400, 400)
+    moved = attrs.evolve(default, max_interval=0.5)
+    assert (moved.initial_interval, moved.max_interval) == (0.5, 0.5)
+    with pytest.raises(ValueError, match="must be <= max_interval"):
+        attrs.evolve(moved, initial_interval=2)  # 0.5 was given: it is not moved
 
 
 def test_the_tuning_never_overrules_the_user() -> None:

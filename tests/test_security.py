@@ -244,3 +244,57 @@ async def test_an_answer_that_is_not_http_and_echoes_the_secret_is_not_quoted(
     for text in [str(error), repr(error), *logged]:
         for secret in secrets:
             assert secret not in text, (secret, text)
+
+
+_PURE_PYTHON_PARSER = r"""
+import asyncio, sys
+import koodrive_async as kd
+
+TOKEN = sys.argv[1]
+
+async def handle(reader, writer):
+    head = await reader.readuntil(b"\r\n\r\n")
+    auth = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                if line.lower().startswith(b"authorization:"))
+    writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n")
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    writer.write(auth + b"\r\n")
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    writer.close()
+
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    async with kd.KooDriveClient(url, user_id="u", auth=kd.TokenAuth(TOKEN), timeout=5,
+                                 retry=kd.RetryPolicy.disabled()) as client:
+        try:
+            await client.get_job("1")
+        except BaseException as exc:
+            print(type(exc).__name__, isinstance(exc, kd.KooDriveError), str(exc), repr(exc))
+    await asyncio.sleep(0.3)  # the handler ends on its own
+    server.close()
+    await server.wait_closed()
+
+asyncio.run(main())
+"""
+
+
+def test_the_pure_python_parser_s_errors_are_in_the_tree_and_redacted() -> None:
+    # Without aiohttp's C extension (PyPy, no wheel), a bad chunk size after the headers is a
+    # bare HttpProcessingError, not a ClientError: it was raised as it was, token and all.
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", _PURE_PYTHON_PARSER, TOKEN],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "AIOHTTP_NO_EXTENSIONS": "1"},
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    kind, in_tree, message = done.stdout.split(" ", 2)
+    assert (kind, in_tree) == ("TransportError", "True"), done.stdout
+    assert "the answer is not valid HTTP" in message
+    assert TOKEN not in done.stdout
