@@ -8,8 +8,9 @@ import random
 import sys
 import tracemalloc
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing
+from typing import Any
 
 import pytest
 
@@ -293,59 +294,58 @@ async def test_a_consumer_cancelled_in_its_loop_body_stops_a_stream_still_refere
         assert len(live.requests) == count, "no request after the consumer was cancelled"
 
 
+class _CountedIds:
+    """Up to 10,000 new emulator jobs, made as they are read; ``pulled`` counts them."""
+
+    def __init__(self, emulator: KooDriveEmulator, **job: Any) -> None:
+        self.pulled = 0
+        self._emulator, self._job = emulator, job
+
+    def __iter__(self) -> Iterator[str]:
+        for _ in range(10_000):
+            self.pulled += 1
+            yield self._emulator.add_job(**self._job)
+
+
+async def _consume_slowly(
+    stream: AsyncGenerator[tuple[str, Any], None], ids: _CountedIds, count: int
+) -> tuple[list[tuple[str, Any]], int]:
+    """The first ``count`` outcomes, taken slowly (the work has all the time it wants to run
+    ahead), and the most ids taken and not yet handed over at any point."""
+    outcomes: list[tuple[str, Any]] = []
+    most_ahead = 0
+    async with aclosing(stream):
+        async for item in stream:
+            outcomes.append(item)
+            await asyncio.sleep(0.02)
+            most_ahead = max(most_ahead, ids.pulled - len(outcomes))
+            if len(outcomes) == count:
+                break
+    return outcomes, most_ahead
+
+
 async def test_a_generator_of_ids_is_read_lazily(
     emulator: KooDriveEmulator, client: kd.KooDriveClient
 ) -> None:
-    pulled = 0
-
-    def ids() -> Iterator[str]:
-        nonlocal pulled
-        for _ in range(10_000):
-            pulled += 1
-            yield emulator.add_job()
-
-    async with aclosing(client.get_jobs(ids(), concurrency=8)) as lookups:
-        outcomes = []
-        most_ahead = 0
-        async for item in lookups:
-            outcomes.append(item)
-            # A slow consumer: the lookups have all the time they want to run ahead.
-            await asyncio.sleep(0.02)
-            most_ahead = max(most_ahead, pulled - len(outcomes))
-            if len(outcomes) == 20:
-                break
+    ids = _CountedIds(emulator)
+    _, most_ahead = await _consume_slowly(client.get_jobs(ids, concurrency=8), ids, 20)
     # Taken and not handed over: at most 8 at work and 8 finished, waiting for the consumer.
     assert most_ahead <= 2 * 8
     assert most_ahead >= 8, "the bound was used, not a much lower one"
-    assert pulled <= 20 + 2 * 8
+    assert ids.pulled <= 20 + 2 * 8
     assert len(emulator.requests) <= 20 + 2 * 8
 
 
 async def test_max_waits_bounds_the_waits_taken_and_not_yet_handed_over(
     emulator: KooDriveEmulator, client: kd.KooDriveClient
 ) -> None:
-    pulled = 0
-
-    def ids() -> Iterator[str]:
-        nonlocal pulled
-        for index in range(10_000):
-            pulled += 1
-            yield emulator.add_job(duration=1 + index % 5)
-
-    waits = client.wait_for_jobs(ids(), max_waits=5, concurrency=50, timeout=600)
-    async with aclosing(waits):
-        outcomes = []
-        most_ahead = 0
-        async for item in waits:
-            outcomes.append(item)
-            await asyncio.sleep(0.02)  # a slow consumer: the waits could run far ahead
-            most_ahead = max(most_ahead, pulled - len(outcomes))
-            if len(outcomes) == 30:
-                break
+    ids = _CountedIds(emulator, duration=3)
+    waits = client.wait_for_jobs(ids, max_waits=5, concurrency=50, timeout=600)
+    outcomes, most_ahead = await _consume_slowly(waits, ids, 30)
     assert all(isinstance(o, kd.JobResult) and o.ok for _, o in outcomes)
     assert most_ahead <= 5
     assert most_ahead >= 4, "the bound was used, not a much lower one"
-    assert pulled <= 30 + 5
+    assert ids.pulled <= 30 + 5
 
 
 async def test_an_error_of_the_ids_iterator_or_of_the_source_stops_the_lookups(
